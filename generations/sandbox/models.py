@@ -1,0 +1,157 @@
+"""The sandbox's own state: accounts (keys and credits), images and videos.
+
+This is the simulated PixVerse server's database, not the portal's: the
+portal knows a sandbox key only as any other PixVerse key.
+"""
+
+import hashlib
+import secrets
+import time
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+KEY_PREFIX = "sk-sandbox-"
+
+
+def hash_key(raw_key: str) -> str:
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def new_id() -> int:
+    # 64-bit ids as the real service has, large enough that a client which
+    # squeezes them into 32 bits or a float breaks visibly.
+    return secrets.randbelow(2**62 - 2**40) + 2**40
+
+
+class SandboxAccount(models.Model):
+    class Dialect(models.TextChoices):
+        REAL = "real", _("Real service (six-digit ErrCodes in HTTP 200)")
+        SPEC = "spec", _("Spec (ErrCode 403 / 500 with the same HTTP status)")
+
+    account_id = models.BigIntegerField(unique=True, default=new_id)
+    label = models.CharField(_("label"), max_length=100)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    key_last4 = models.CharField(_("key ends with"), max_length=4, editable=False)
+    credit_monthly = models.IntegerField(_("monthly credits"), default=0)
+    credit_package = models.IntegerField(_("package credits"), default=0)
+    concurrency_limit = models.PositiveIntegerField(_("generations at once"), default=5)
+    dialect = models.CharField(_("dialect"), max_length=8, choices=Dialect, default=Dialect.REAL)
+    spec_status_route = models.BooleanField(
+        _("answers the spec's /video/status"), default=True,
+        help_text=_("Off: that route answers 404, as the real service does."),
+    )
+    generation_seconds = models.FloatField(
+        _("generation time (s)"), null=True, blank=True,
+        help_text=_("Empty: the SANDBOX_GENERATION_SECONDS setting."),
+    )
+    # Switchable faults, each a share of requests (0 to 1) or a delay.
+    fault_error_rate = models.FloatField(
+        _("share answered 'system under high load' (500069)"), default=0.0
+    )
+    fault_http_500_rate = models.FloatField(_("share answered HTTP 500"), default=0.0)
+    fault_malformed_rate = models.FloatField(_("share answered with non-JSON"), default=0.0)
+    fault_slow_seconds = models.FloatField(_("delay before every answer (s)"), default=0.0)
+    fault_generation_failure_rate = models.FloatField(
+        _("share of videos that end failed"), default=0.0
+    )
+    last_request_at = models.FloatField(default=0.0, editable=False)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox account")
+        verbose_name_plural = _("sandbox accounts")
+
+    def __str__(self) -> str:
+        return f"{self.label} (…{self.key_last4})"
+
+    @classmethod
+    def issue(cls, label: str, *, credits: int | None = None, **fields) -> tuple["SandboxAccount", str]:
+        """Create an account and return it with its key, which is not stored and not shown again."""
+        raw_key = KEY_PREFIX + secrets.token_urlsafe(24)
+        account = cls.objects.create(
+            label=label,
+            key_hash=hash_key(raw_key),
+            key_last4=raw_key[-4:],
+            credit_monthly=settings.SANDBOX_STARTING_CREDITS if credits is None else credits,
+            **fields,
+        )
+        return account, raw_key
+
+    @property
+    def credits(self) -> int:
+        return self.credit_monthly + self.credit_package
+
+    def claim_request_slot(self, min_interval: float) -> bool:
+        """Record a request now, unless the previous one was less than min_interval ago."""
+        now = time.time()
+        claimed = SandboxAccount.objects.filter(
+            pk=self.pk, last_request_at__lte=now - min_interval
+        ).update(last_request_at=now)
+        return claimed == 1
+
+    def running_videos(self) -> int:
+        return self.videos.filter(ready_at__gt=timezone.now(), deleted=False).count()
+
+    def generation_time(self) -> timedelta:
+        seconds = self.generation_seconds
+        if seconds is None:
+            seconds = settings.SANDBOX_GENERATION_SECONDS
+        return timedelta(seconds=seconds)
+
+
+class SandboxImage(models.Model):
+    img_id = models.BigIntegerField(unique=True, default=new_id)
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="images")
+    file = models.FileField(upload_to="sandbox/images/")
+    format = models.CharField(max_length=8)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"image {self.img_id}"
+
+
+class SandboxVideo(models.Model):
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", _("success")
+        FAILED = "failed", _("failed")
+        MODERATED = "moderated", _("moderation failed")
+
+    video_id = models.BigIntegerField(unique=True, default=new_id)
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="videos")
+    trace_id = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8)  # "text" or "image"
+    image = models.ForeignKey(SandboxImage, null=True, blank=True, on_delete=models.SET_NULL)
+    params = models.JSONField(default=dict)
+    credits = models.IntegerField()
+    outcome = models.CharField(max_length=10, choices=Outcome)
+    created = models.DateTimeField(default=timezone.now)
+    ready_at = models.DateTimeField()
+    deleted = models.BooleanField(default=False)
+    # Moderation failures are refunded, as on the real service: once.
+    refunded = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            # The ai-trace-id is an idempotency key: one submission per id.
+            models.UniqueConstraint(fields=["account", "trace_id"], name="sandbox_one_video_per_trace")
+        ]
+
+    def __str__(self) -> str:
+        return f"video {self.video_id}"
+
+    def stage(self, now=None) -> str:
+        """queued, generating, or the outcome once ready_at has passed."""
+        now = now or timezone.now()
+        if self.deleted:
+            return "deleted"
+        if now >= self.ready_at:
+            return self.outcome
+        total = (self.ready_at - self.created).total_seconds()
+        elapsed = (now - self.created).total_seconds()
+        return "queued" if elapsed < total * 0.2 else "generating"
