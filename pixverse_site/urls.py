@@ -1,11 +1,9 @@
-from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # Always routed; every sandbox view answers 404 unless PIXVERSE_SANDBOX_ENABLED.
+    path("sandbox/", include("generations.sandbox.urls")),
     path("", include("generations.urls")),
 ]
-
-if settings.PIXVERSE_SANDBOX_ENABLED:
-    urlpatterns.append(path("sandbox/", include("generations.sandbox.urls")))

@@ -6,8 +6,8 @@ checks, credits charged by the real price list (refunded on moderation
 failure), the plan's concurrency limit (500044), image checks (5000xx),
 1 request per second per key (429), ai-trace-id as an idempotency key, a
 generation that takes a while and ends in a real, playable video, and
-faults that tests switch on per account. Mounted under /sandbox/ only when
-PIXVERSE_SANDBOX_ENABLED is set.
+faults that tests switch on per account. Served under /sandbox/ only when
+PIXVERSE_SANDBOX_ENABLED is set; otherwise every route answers 404.
 """
 
 import json
@@ -55,11 +55,24 @@ def _no_credits(account: SandboxAccount) -> JsonResponse:
     return envelope(code=500090, msg="Insufficient balance")
 
 
+def sandbox_enabled(view: Callable) -> Callable:
+    """Answer 404, as for a route that does not exist, unless the sandbox is enabled."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not settings.PIXVERSE_SANDBOX_ENABLED:
+            raise Http404
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def api(method: str) -> Callable:
     """Wrap a sandbox endpoint: method, key, delay, rate limit and faults, in that order."""
 
     def decorator(view: Callable) -> Callable:
         @csrf_exempt
+        @sandbox_enabled
         @wraps(view)
         def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
             if request.method != method:
@@ -255,6 +268,7 @@ def video_result(request: HttpRequest, account: SandboxAccount, video_id: str) -
     })
 
 
+@sandbox_enabled
 def video_file(request: HttpRequest, video_id: int) -> FileResponse:
     """The finished video, at an unauthenticated URL as a CDN link would be."""
     video = SandboxVideo.objects.filter(video_id=video_id).first()
@@ -265,6 +279,7 @@ def video_file(request: HttpRequest, video_id: int) -> FileResponse:
                         filename=f"{video.video_id}.mp4")
 
 
+@sandbox_enabled
 def image_file(request: HttpRequest, img_id: int) -> FileResponse:
     image = SandboxImage.objects.filter(img_id=img_id).first()
     if image is None:

@@ -1,0 +1,34 @@
+"""Shared fixtures: fast limits by default, a live sandbox, and sandbox accounts."""
+
+import pytest
+
+from generations import pixverse
+
+
+@pytest.fixture(autouse=True)
+def _test_settings(settings, tmp_path):
+    # Unit tests do not wait a second between requests; the limiter's own
+    # tests turn the interval back on.
+    settings.PIXVERSE_MIN_INTERVAL = 0
+    settings.SANDBOX_MIN_INTERVAL = 0
+    settings.SANDBOX_GENERATION_SECONDS = 1.0
+    settings.PIXVERSE_SANDBOX_ENABLED = True
+    settings.PIXVERSE_BASE_URL = "https://pixverse.test"
+    settings.PIXVERSE_STATUS_ENDPOINT = "auto"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    pixverse._status_endpoints.clear()
+    yield
+    pixverse._status_endpoints.clear()
+
+
+@pytest.fixture
+def sandbox_account(db):
+    """A sandbox account and its key: (account, raw_key)."""
+    from generations.sandbox.models import SandboxAccount
+
+    return SandboxAccount.issue("test", credits=1000)
+
+
+@pytest.fixture
+def sandbox_url(live_server):
+    return f"{live_server.url}/sandbox"

@@ -1,0 +1,406 @@
+"""PixVerseClient against `responses`: every call, header, error mapping and dialect."""
+
+import io
+import json
+import uuid
+
+import pytest
+import requests
+import responses
+from PIL import Image
+from responses import matchers
+
+from generations import pixverse
+from generations.pixverse import (
+    Balance,
+    ConcurrencyLimit,
+    InvalidImageError,
+    InvalidKey,
+    InvalidRequest,
+    MalformedResponse,
+    ModerationFailed,
+    NoCredits,
+    PixVerseClient,
+    PixVerseError,
+    RateLimited,
+    RouteNotFound,
+    ServerError,
+    TransportError,
+    VideoRequest,
+    VideoState,
+)
+
+BASE = "https://pixverse.test/openapi/v2"
+KEY = "sk-test-0123456789abcdef"
+
+
+def ok(resp):
+    return {"ErrCode": 0, "ErrMsg": "success", "Resp": resp}
+
+
+def png_bytes(width=64, height=48):
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(out, "PNG")
+    return out.getvalue()
+
+
+@pytest.fixture
+def client():
+    return PixVerseClient(KEY)
+
+
+@pytest.fixture
+def api():
+    with responses.RequestsMock() as rsps:
+        yield rsps
+
+
+# --- The five calls -------------------------------------------------------------------
+
+
+def test_it_reads_the_balance(client, api):
+    api.get(f"{BASE}/account/balance",
+            json=ok({"account_id": 12345678, "credit_monthly": 100, "credit_package": 500}))
+    balance = client.balance()
+    assert balance == Balance(account_id=12345678, credit_monthly=100, credit_package=500)
+    assert balance.total == 600
+
+
+def test_it_starts_a_text_to_video_generation_with_only_the_parameters_set(client, api):
+    api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 123456789}),
+             match=[matchers.json_params_matcher(
+                 {"prompt": "A wolf in the snow", "duration": 5, "quality": "360p"})])
+    submission = client.text_to_video(
+        VideoRequest(prompt="A wolf in the snow", duration=5, quality="360p"), trace_id="t-1"
+    )
+    assert submission.video_id == 123456789
+    assert submission.trace_id == "t-1"
+
+
+def test_it_sends_every_real_optional_parameter_when_set(client, api):
+    full = {"prompt": "p", "duration": 5, "quality": "540p", "model": "v5", "aspect_ratio": "9:16",
+            "motion_mode": "fast", "negative_prompt": "blur", "seed": 0, "style": "anime",
+            "water_mark": False}
+    api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 1}),
+             match=[matchers.json_params_matcher(full)])
+    client.text_to_video(VideoRequest(**full), trace_id="t")
+
+
+def test_it_uploads_an_image_as_multipart_field_image(client, api):
+    api.post(f"{BASE}/image/upload", json=ok({"img_id": 987654321, "img_url": "https://x/i.png"}))
+    uploaded = client.upload_image(png_bytes())
+    assert uploaded.img_id == 987654321
+    assert uploaded.img_url == "https://x/i.png"
+    sent = api.calls[0].request
+    assert sent.headers["Content-Type"].startswith("multipart/form-data")
+    assert b'name="image"; filename="image.png"' in sent.body
+    assert b"Content-Type: image/png" in sent.body
+
+
+def test_it_refuses_a_bad_image_before_sending_anything(client, api):
+    with pytest.raises(InvalidImageError) as caught:
+        client.upload_image(b"GIF89a not really")
+    assert "JPEG, PNG or WebP" in caught.value.err_msg
+    assert len(api.calls) == 0
+
+
+def test_it_starts_an_image_to_video_generation(client, api):
+    api.post(f"{BASE}/video/img/generate", json=ok({"video_id": 55}),
+             match=[matchers.json_params_matcher(
+                 {"img_id": 987654321, "prompt": "A magical forest", "duration": 5,
+                  "quality": "540p"})])
+    submission = client.image_to_video(
+        987654321,
+        VideoRequest(prompt="A magical forest", duration=5, quality="540p", aspect_ratio="16:9"),
+        trace_id="t-2",
+    )
+    assert submission.video_id == 55
+
+
+def test_it_keeps_64_bit_ids_exact(client, api):
+    big = 2**63 - 1
+    api.post(f"{BASE}/video/text/generate", json=ok({"video_id": big}))
+    assert client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="t").video_id == big
+
+
+# --- Headers ------------------------------------------------------------------------
+
+
+def test_it_sends_the_key_and_a_fresh_uuid_trace_id_on_every_request(client, api):
+    api.get(f"{BASE}/account/balance",
+            json=ok({"account_id": 1, "credit_monthly": 0, "credit_package": 0}))
+    client.balance()
+    client.balance()
+    trace_ids = [call.request.headers["ai-trace-id"] for call in api.calls]
+    for call in api.calls:
+        assert call.request.headers["API-KEY"] == KEY
+    assert all(uuid.UUID(t).version == 4 for t in trace_ids)
+    assert trace_ids[0] != trace_ids[1]
+
+
+def test_a_generate_call_sends_the_trace_id_its_caller_chose(client, api):
+    api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 1}))
+    chosen = str(uuid.uuid4())
+    client.text_to_video(VideoRequest("p", 5, "360p"), trace_id=chosen)
+    client.text_to_video(VideoRequest("p", 5, "360p"), trace_id=chosen)
+    assert [c.request.headers["ai-trace-id"] for c in api.calls] == [chosen, chosen]
+
+
+def test_a_generate_call_needs_a_trace_id(client):
+    with pytest.raises(ValueError):
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="")
+
+
+def test_a_generate_call_is_not_retried_after_a_server_error(client, api):
+    api.post(f"{BASE}/video/text/generate", status=503, body="busy")
+    with pytest.raises(ServerError) as caught:
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="t-once")
+    assert caught.value.trace_id == "t-once"
+    assert len(api.calls) == 1
+
+
+def test_the_key_is_not_in_the_repr_or_errors_or_logs(client, api, caplog):
+    caplog.set_level("DEBUG")
+    api.get(f"{BASE}/account/balance", json={"ErrCode": 401, "ErrMsg": "Invalid API Key"},
+            status=401)
+    with pytest.raises(InvalidKey) as caught:
+        client.balance()
+    assert KEY not in repr(client)
+    assert KEY[-4:] in repr(client)
+    assert KEY not in str(caught.value) and KEY not in json.dumps(caught.value.as_dict())
+    assert KEY not in caplog.text
+
+
+# --- Status, both dialects -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(("raw", "state"), [
+    ("done", VideoState.DONE), ("pending", VideoState.RUNNING),
+    ("generating", VideoState.RUNNING), ("failed", VideoState.FAILED),
+    ("moderation_failed", VideoState.MODERATION_FAILED), ("deleted", VideoState.DELETED),
+    ("something-new", VideoState.RUNNING),
+])
+def test_it_reads_the_spec_status_call(client, api, raw, state):
+    url = "https://cdn.test/v.mp4" if state is VideoState.DONE else ""
+    api.get(f"{BASE}/video/status", json=ok({"status": raw, "video_url": url}),
+            match=[matchers.query_param_matcher({"video_id": "123456789"})])
+    result = client.video_status(123456789)
+    assert result.state is state
+    assert result.endpoint == "status"
+    assert result.raw_status == raw
+    if state is VideoState.DONE:
+        assert result.url == url
+
+
+@pytest.mark.parametrize(("raw", "state"), [
+    (1, VideoState.DONE), (5, VideoState.RUNNING), (6, VideoState.DELETED),
+    (7, VideoState.MODERATION_FAILED), (8, VideoState.FAILED), (9, VideoState.RUNNING),
+    (10, VideoState.RUNNING), (42, VideoState.RUNNING),
+])
+def test_it_reads_the_real_result_call(client, api, settings, raw, state):
+    settings.PIXVERSE_STATUS_ENDPOINT = "result"
+    api.get(f"{BASE}/video/result/77", json=ok({
+        "id": 77, "status": raw, "url": "https://cdn.test/77.mp4" if raw == 1 else "",
+        "outputWidth": 640, "outputHeight": 360, "seed": 3}))
+    result = client.video_status(77)
+    assert result.state is state
+    assert result.endpoint == "result"
+    assert result.details["outputWidth"] == 640
+    if raw == 1:
+        assert result.url == "https://cdn.test/77.mp4"
+
+
+def test_it_falls_back_to_the_real_endpoint_once_and_remembers_it(client, api):
+    api.get(f"{BASE}/video/status", status=404, body="404 page not found")
+    api.get(f"{BASE}/video/result/5", json=ok({"status": 5, "url": ""}))
+    assert client.video_status(5).endpoint == "result"
+    assert client.video_status(5).endpoint == "result"
+    paths = [c.request.path_url.split("?")[0] for c in api.calls]
+    assert paths == ["/openapi/v2/video/status", "/openapi/v2/video/result/5",
+                     "/openapi/v2/video/result/5"]
+    # Another base URL learns for itself.
+    assert pixverse._status_endpoints == {"https://pixverse.test": "result"}
+
+
+def test_a_404_inside_the_envelope_is_a_business_error_not_a_missing_route(client, api):
+    api.get(f"{BASE}/video/status", status=404,
+            json={"ErrCode": 500008, "ErrMsg": "Requested data not found"})
+    with pytest.raises(ServerError) as caught:
+        client.video_status(5)
+    assert caught.value.err_code == 500008
+    assert len(api.calls) == 1
+
+
+def test_a_forced_status_endpoint_does_not_fall_back(client, api, settings):
+    settings.PIXVERSE_STATUS_ENDPOINT = "status"
+    api.get(f"{BASE}/video/status", status=404, body="not here")
+    with pytest.raises(RouteNotFound):
+        client.video_status(5)
+
+
+def test_done_without_a_url_is_malformed(client, api):
+    api.get(f"{BASE}/video/status", json=ok({"status": "done", "video_url": ""}))
+    with pytest.raises(MalformedResponse):
+        client.video_status(5)
+
+
+# --- Errors: HTTP status and ErrCode-in-200 ----------------------------------------------
+
+
+@pytest.mark.parametrize(("http_status", "body", "error_class"), [
+    # HTTP status codes, with and without an envelope
+    (401, {"ErrCode": 401, "ErrMsg": "Invalid API Key"}, InvalidKey),
+    (401, "Unauthorized", InvalidKey),
+    (403, {"ErrCode": 403, "ErrMsg": "No credits available"}, NoCredits),
+    (403, "Forbidden", NoCredits),
+    (429, "Too Many Requests", RateLimited),
+    (500, {"ErrCode": 500, "ErrMsg": "Internal Server Error"}, ServerError),
+    (502, "<html>Bad gateway</html>", ServerError),
+    (503, "", ServerError),
+    (400, "Bad Request", InvalidRequest),
+    # ErrCode inside an HTTP 200 envelope
+    (200, {"ErrCode": 401, "ErrMsg": "Invalid API Key"}, InvalidKey),
+    (200, {"ErrCode": 400012, "ErrMsg": "Invalid account"}, InvalidKey),
+    (200, {"ErrCode": 403, "ErrMsg": "No credits available"}, NoCredits),
+    (200, {"ErrCode": 500090, "ErrMsg": "Insufficient balance"}, NoCredits),
+    (200, {"ErrCode": 500044, "ErrMsg": "Reached the limit for concurrent generations."},
+     ConcurrencyLimit),
+    (200, {"ErrCode": 429, "ErrMsg": "Too Many Requests"}, RateLimited),
+    (200, {"ErrCode": 400017, "ErrMsg": "Invalid parameter"}, InvalidRequest),
+    (200, {"ErrCode": 400013, "ErrMsg": "Invalid binding request"}, InvalidRequest),
+    (200, {"ErrCode": 400018, "ErrMsg": "Prompt too long"}, InvalidRequest),
+    (200, {"ErrCode": 500030, "ErrMsg": "Image size cannot exceed 20M"}, InvalidRequest),
+    (200, {"ErrCode": 500054, "ErrMsg": "Content moderation failure."}, ModerationFailed),
+    (200, {"ErrCode": 500063, "ErrMsg": "The uploaded image is not compliant"}, ModerationFailed),
+    (200, {"ErrCode": 500, "ErrMsg": "Internal Server Error"}, ServerError),
+    (200, {"ErrCode": 500069, "ErrMsg": "System under high load"}, ServerError),
+    (200, {"ErrCode": 599999, "ErrMsg": "Something new"}, ServerError),
+    (200, {"ErrCode": 12, "ErrMsg": "Unheard of"}, PixVerseError),
+])
+def test_it_maps_errors_to_one_typed_hierarchy(client, api, http_status, body, error_class):
+    kwargs = {"json": body} if isinstance(body, dict) else {"body": body}
+    api.get(f"{BASE}/account/balance", status=http_status, **kwargs)
+    with pytest.raises(error_class) as caught:
+        client.balance()
+    error = caught.value
+    assert type(error) is error_class
+    assert error.http_status == http_status
+    uuid.UUID(error.trace_id)
+    if isinstance(body, dict):
+        assert error.err_code == body["ErrCode"]
+        assert error.err_msg == body["ErrMsg"]
+
+
+def test_the_invalid_request_error_carries_the_servers_message(client, api):
+    api.post(f"{BASE}/video/text/generate",
+             json={"ErrCode": 400017, "ErrMsg": "duration must be 5 or 8", "Resp": None})
+    with pytest.raises(InvalidRequest, match="duration must be 5 or 8"):
+        client.text_to_video(VideoRequest("p", 6, "360p"), trace_id="t")
+
+
+@pytest.mark.parametrize("error_class", [ConcurrencyLimit, RateLimited, ServerError,
+                                         MalformedResponse, TransportError])
+def test_transient_errors_are_retryable(error_class):
+    assert error_class.retryable
+
+
+@pytest.mark.parametrize("error_class", [InvalidKey, NoCredits, InvalidRequest, ModerationFailed])
+def test_final_errors_are_not_retryable(error_class):
+    assert not error_class.retryable
+
+
+# --- Malformed answers and transport ---------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"body": "<html>oops</html>"},
+    {"body": ""},
+    {"json": [1, 2, 3]},
+    {"json": {"Resp": {"account_id": 1}}},
+    {"json": {"ErrCode": "zero", "ErrMsg": "?"}},
+    {"json": {"ErrCode": 0, "ErrMsg": "success", "Resp": None}},
+    {"json": {"ErrCode": 0, "ErrMsg": "success", "Resp": "text"}},
+    {"json": ok({"credit_monthly": 1})},
+    {"json": ok({"account_id": "abc", "credit_monthly": 1, "credit_package": 2})},
+])
+def test_a_malformed_answer_is_an_error_not_a_crash(client, api, kwargs):
+    api.get(f"{BASE}/account/balance", **kwargs)
+    with pytest.raises(MalformedResponse):
+        client.balance()
+
+
+def test_a_generate_answer_without_video_id_is_malformed(client, api):
+    api.post(f"{BASE}/video/text/generate", json=ok({}))
+    with pytest.raises(MalformedResponse):
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="t")
+
+
+def test_a_status_answer_without_status_is_malformed(client, api):
+    api.get(f"{BASE}/video/status", json=ok({"video_url": ""}))
+    with pytest.raises(MalformedResponse):
+        client.video_status(1)
+
+
+def test_a_read_timeout_may_have_reached_the_server(client, api):
+    api.post(f"{BASE}/video/text/generate", body=requests.ReadTimeout("read timed out"))
+    with pytest.raises(TransportError) as caught:
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="keep-me")
+    assert caught.value.maybe_sent is True
+    assert caught.value.trace_id == "keep-me"
+
+
+def test_a_connect_timeout_never_left(client, api):
+    api.get(f"{BASE}/account/balance", body=requests.ConnectTimeout("connect timed out"))
+    with pytest.raises(TransportError) as caught:
+        client.balance()
+    assert caught.value.maybe_sent is False
+
+
+def test_every_request_has_a_timeout(client, settings, monkeypatch):
+    settings.PIXVERSE_CONNECT_TIMEOUT = 2.5
+    settings.PIXVERSE_READ_TIMEOUT = 7.0
+    seen = {}
+
+    def fake_request(self, method, url, **kwargs):
+        seen["timeout"] = kwargs["timeout"]
+        raise requests.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(requests.Session, "request", fake_request)
+    with pytest.raises(TransportError) as caught:
+        client.balance()
+    assert seen["timeout"] == (2.5, 7.0)
+    assert caught.value.maybe_sent is False
+
+
+def test_a_real_timeout_against_a_silent_server(settings):
+    """A server that accepts and never answers: the read timeout ends the wait."""
+    import socket
+    import time
+
+    settings.PIXVERSE_READ_TIMEOUT = 0.5
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        silent = PixVerseClient(KEY, base_url=f"http://127.0.0.1:{port}")
+        started = time.monotonic()
+        with pytest.raises(TransportError) as caught:
+            silent.balance()
+        assert time.monotonic() - started < 5
+        assert caught.value.maybe_sent is True
+
+
+def test_a_refused_connection_never_left(settings):
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with pytest.raises(TransportError) as caught:
+        PixVerseClient(KEY, base_url=f"http://127.0.0.1:{port}").balance()
+    assert caught.value.maybe_sent is False
+
+
+def test_a_client_needs_a_key():
+    with pytest.raises(InvalidKey):
+        PixVerseClient("")
