@@ -72,6 +72,7 @@ class SandboxAccount(models.Model):
     def issue(cls, label: str, *, credits: int | None = None, **fields) -> tuple["SandboxAccount", str]:
         """Create an account and return it with its key, which is not stored and not shown again."""
         raw_key = KEY_PREFIX + secrets.token_urlsafe(24)
+        fields.setdefault("concurrency_limit", settings.SANDBOX_CONCURRENCY)
         account = cls.objects.create(
             label=label,
             key_hash=hash_key(raw_key),

@@ -15,7 +15,7 @@ class Command(BaseCommand):
         issue = actions.add_parser("issue-key", help="Create an account; print its key once.")
         issue.add_argument("--label", required=True)
         issue.add_argument("--credits", type=int, help="Default: SANDBOX_STARTING_CREDITS.")
-        issue.add_argument("--concurrency", type=int, default=5)
+        issue.add_argument("--concurrency", type=int, help="Default: SANDBOX_CONCURRENCY.")
         issue.add_argument("--dialect", choices=SandboxAccount.Dialect.values, default="real")
         actions.add_parser("accounts", help="List accounts and their credits.")
         credit = actions.add_parser("add-credits", help="Add package credits to an account.")
@@ -25,9 +25,11 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         action = options["action"]
         if action == "issue-key":
+            fields = {"dialect": options["dialect"]}
+            if options["concurrency"] is not None:
+                fields["concurrency_limit"] = options["concurrency"]
             account, raw_key = SandboxAccount.issue(
-                options["label"], credits=options["credits"],
-                concurrency_limit=options["concurrency"], dialect=options["dialect"],
+                options["label"], credits=options["credits"], **fields
             )
             self.stderr.write(f"account {account.account_id} ({account.credits} credits); "
                               "the key is shown once:")
