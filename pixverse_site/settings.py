@@ -41,6 +41,22 @@ def _local_secret_key() -> str:
 
 
 SECRET_KEY = env_str("SECRET_KEY", "") or _local_secret_key()
+
+
+def _local_encryption_keys() -> list[str]:
+    # Like the secret key: the local run makes its own, deployments set
+    # PORTAL_ENCRYPTION_KEYS. Losing it makes stored API keys unreadable.
+    from cryptography.fernet import Fernet
+
+    path = DATA_DIR / "encryption_key"
+    if not path.exists():
+        path.write_text(Fernet.generate_key().decode(), encoding="utf-8")
+        path.chmod(0o600)
+    return [path.read_text(encoding="utf-8").strip()]
+
+
+# Fernet keys for members' stored PixVerse keys, newest first (see generations/crypto.py).
+PORTAL_ENCRYPTION_KEYS = env_list("PORTAL_ENCRYPTION_KEYS", []) or _local_encryption_keys()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 

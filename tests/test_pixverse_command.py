@@ -90,7 +90,7 @@ def test_an_invalid_key_is_reported_and_never_printed(monkeypatch, sandbox_url, 
 
 
 def test_an_unreadable_file(key, tmp_path):
-    with pytest.raises(CommandError, match="missing.png"):
+    with pytest.raises(CommandError, match=r"missing\.png"):
         run("upload", str(tmp_path / "missing.png"))
 
 

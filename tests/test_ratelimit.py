@@ -1,5 +1,6 @@
 """The 1 request/s per key limit: in one process, and across several OS processes."""
 
+import itertools
 import json
 import os
 import socket
@@ -171,5 +172,5 @@ def test_commands_started_at_once_keep_one_second_apart(stack, recording_server,
         assert b"sk-shared" not in out + err
     times = sorted(t for t, _ in recording_server.arrivals)
     assert len(times) == 5
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 1.0, f"requests {gaps} s apart"

@@ -24,6 +24,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from generations.crypto import CannotDecrypt
+from generations.models import ApiCredential
 from generations.pixverse import PixVerseClient, PixVerseError, VideoRequest
 
 EXIT_API_ERROR = 1
@@ -71,7 +73,10 @@ class Command(BaseCommand):
         status.add_argument("video_id", type=int)
 
     def handle(self, *args: Any, **options: Any) -> None:
-        client = PixVerseClient(self._api_key(options), base_url=options["base_url"])
+        if options["user"]:
+            client = self._client_for_user(options["user"], options["base_url"])
+        else:
+            client = PixVerseClient(self._api_key(), base_url=options["base_url"])
         try:
             result = self._call(client, options)
         except PixVerseError as e:
@@ -82,19 +87,22 @@ class Command(BaseCommand):
             sys.exit(EXIT_API_ERROR)
         self.stdout.write(json.dumps(_jsonable(result), ensure_ascii=False))
 
-    def _api_key(self, options: dict[str, Any]) -> str:
-        if options["user"]:
-            return self._stored_key(options["user"])
+    def _api_key(self) -> str:
         key = os.environ.get("PIXVERSE_API_KEY", "")
         if not key:
             raise CommandError("No key: pass --user USERNAME or set PIXVERSE_API_KEY.")
         return key
 
-    def _stored_key(self, username: str) -> str:
-        raise CommandError(
-            f"--user {username}: members' stored keys are not available in this version; "
-            "set PIXVERSE_API_KEY instead."
-        )
+    def _client_for_user(self, username: str, base_url: str | None) -> PixVerseClient:
+        credential = ApiCredential.objects.filter(user__username=username).first()
+        if credential is None:
+            raise CommandError(f"--user {username}: no such member, or no PixVerse key stored.")
+        try:
+            return credential.client(base_url=base_url)
+        except CannotDecrypt:
+            raise CommandError(
+                f"--user {username}: the stored key cannot be decrypted with PORTAL_ENCRYPTION_KEYS."
+            ) from None
 
     def _call(self, client: PixVerseClient, options: dict[str, Any]) -> Any:
         call = options["call"]

@@ -1,7 +1,8 @@
-"""Prepare the local run: a demo member with a sandbox key, and print the login.
+"""Prepare the local run: a demo member with a stored sandbox key, and print the login.
 
-Idempotent: the demo login is kept in the git-ignored data folder and reused
-on every start, so a browser that is signed in stays signed in.
+Idempotent: the demo password is kept in the git-ignored data folder and
+reused on every start, so a browser that is signed in stays signed in; the
+demo's sandbox key lives only encrypted, as every member's key does.
 """
 
 import json
@@ -12,7 +13,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
-from generations.sandbox.models import SandboxAccount, hash_key
+from generations.models import ApiCredential
+from generations.sandbox.models import SandboxAccount
 
 DEMO_USERNAME = "demo"
 
@@ -27,22 +29,29 @@ class Command(BaseCommand):
         path = settings.DATA_DIR / "demo-login.json"
         saved = json.loads(path.read_text()) if path.exists() else {}
         password = saved.get("password") or secrets.token_urlsafe(9)
-        raw_key = saved.get("sandbox_key")
-        if not raw_key or not SandboxAccount.objects.filter(key_hash=hash_key(raw_key)).exists():
-            _, raw_key = SandboxAccount.issue("demo")
 
         User = get_user_model()
         user, _ = User.objects.get_or_create(username=DEMO_USERNAME)
+        # The local run's only member: staff, so the admin can be tried too.
         user.is_staff = user.is_superuser = True
         if not user.check_password(password):
             user.set_password(password)
         user.save()
 
-        path.write_text(json.dumps({"username": DEMO_USERNAME, "password": password,
-                                    "sandbox_key": raw_key}))
+        credential = ApiCredential.objects.filter(user=user).first()
+        has_sandbox_key = credential is not None and SandboxAccount.objects.filter(
+            label=DEMO_USERNAME, key_last4=credential.last4
+        ).exists()
+        if not has_sandbox_key:
+            _, raw_key = SandboxAccount.issue(DEMO_USERNAME)
+            credential = credential or ApiCredential(user=user)
+            credential.set_key(raw_key)
+            credential.save()
+
+        path.write_text(json.dumps({"username": DEMO_USERNAME, "password": password}))
         path.chmod(0o600)
         self.stdout.write(self.style.SUCCESS(
             f"\n  PixVerse portal: {options['url']}\n"
             f"  Demo login:      {DEMO_USERNAME} / {password}\n"
-            f"  Sandbox key for the CLI is in {path}\n"
+            f"  Try the API:     .venv/bin/python manage.py pixverse --user {DEMO_USERNAME} balance\n"
         ))
