@@ -28,6 +28,8 @@ _PRICES = {
 
 def credit_cost(quality: str, duration: int, motion_mode: str | None = None) -> int:
     """Credits the generation costs on the real price list."""
+    if duration not in DURATIONS:
+        raise ValueError(f"no price for a {duration} s video")
     five, eight = _PRICES[quality]
     cost = eight if duration == 8 else five
     return cost * 2 if motion_mode == "fast" else cost
@@ -56,7 +58,9 @@ def check_parameters(params: dict) -> list[ParameterProblem]:
             ParameterProblem("prompt", f"The prompt is longer than {PROMPT_MAX_LENGTH} characters.")
         )
     negative = params.get("negative_prompt")
-    if negative is not None and (not isinstance(negative, str) or len(negative) > PROMPT_MAX_LENGTH):
+    if negative is not None and not isinstance(negative, str):
+        problems.append(ParameterProblem("negative_prompt", "The negative prompt must be text."))
+    elif negative is not None and len(negative) > PROMPT_MAX_LENGTH:
         problems.append(
             ParameterProblem(
                 "negative_prompt",
@@ -67,7 +71,7 @@ def check_parameters(params: dict) -> list[ParameterProblem]:
     if quality not in QUALITIES:
         problems.append(ParameterProblem("quality", f"Quality must be one of {', '.join(QUALITIES)}."))
     duration = params.get("duration")
-    if duration not in DURATIONS or isinstance(duration, bool):
+    if type(duration) is not int or duration not in DURATIONS:
         problems.append(ParameterProblem("duration", "Duration must be 5 or 8 seconds."))
     model = params.get("model")
     if model is not None and model not in MODELS:

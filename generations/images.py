@@ -15,6 +15,17 @@ from PIL import Image, UnidentifiedImageError
 
 # Pillow names; what PixVerse accepts.
 ACCEPTED_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp"}
+# Pillow's names for files that are JPEG by content: MPO is the multi-picture
+# JPEG many phones and cameras write.
+JPEG_VARIANTS = {"MPO"}
+
+
+def _megabytes(size: int) -> str:
+    """A size as people read it: whole MB where it is, else one decimal, else KB."""
+    megabytes = size / 1024 / 1024
+    if megabytes >= 1:
+        return f"{megabytes:.0f} MB" if megabytes == int(megabytes) else f"{megabytes:.1f} MB"
+    return f"{max(1, round(size / 1024))} KB"
 
 
 class InvalidImage(ValueError):
@@ -43,15 +54,15 @@ def check_image(
     data: bytes, *, max_side: int | None = None, max_bytes: int | None = None
 ) -> ImageInfo:
     """Return what the image is, or raise InvalidImage saying why PixVerse would refuse it."""
-    max_side = max_side or settings.PIXVERSE_MAX_IMAGE_SIDE
-    max_bytes = max_bytes or settings.PIXVERSE_MAX_IMAGE_BYTES
+    if max_side is None:
+        max_side = settings.PIXVERSE_MAX_IMAGE_SIDE
+    if max_bytes is None:
+        max_bytes = settings.PIXVERSE_MAX_IMAGE_BYTES
     if not data:
         raise InvalidImage("The file is empty.", "empty")
     if len(data) > max_bytes:
         raise InvalidImage(
-            f"The file is {len(data) / 1024 / 1024:.1f} MB; the limit is "
-            f"{max_bytes / 1024 / 1024:.0f} MB.",
-            "too_large",
+            f"The file is larger than the limit of {_megabytes(max_bytes)}.", "too_large"
         )
     try:
         with warnings.catch_warnings():
@@ -59,7 +70,7 @@ def check_image(
             # by our own, lower limit below before anything is decoded.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as image:
-                image_format = image.format
+                image_format = "JPEG" if image.format in JPEG_VARIANTS else image.format
                 width, height = image.size
                 if image_format not in ACCEPTED_FORMATS:
                     raise InvalidImage(
@@ -80,10 +91,10 @@ def check_image(
         raise InvalidImage("This is not an image; use JPEG, PNG or WebP.", "format") from None
     except Image.DecompressionBombError:
         raise InvalidImage("The image has too many pixels to be decoded safely.", "bomb") from None
-    except (OSError, SyntaxError, ValueError) as e:
+    except (OSError, SyntaxError, ValueError):
         # Pillow reports truncated and corrupt data as OSError (or, from some
-        # plugins, SyntaxError / ValueError).
-        raise InvalidImage(f"The image is damaged or incomplete ({e}).", "damaged") from None
+        # plugins, SyntaxError / ValueError); its wording means nothing to a person.
+        raise InvalidImage("The image is damaged or incomplete.", "damaged") from None
     return ImageInfo(
         format=image_format,
         content_type=ACCEPTED_FORMATS[image_format],
