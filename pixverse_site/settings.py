@@ -10,6 +10,7 @@ import secrets
 from pathlib import Path
 
 import dj_database_url
+from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -21,6 +22,7 @@ from pixverse_site.env import (
     env_list,
     env_str,
     env_url,
+    local_secret_file,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -30,33 +32,17 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 DEBUG = env_bool("DEBUG", False)
 
 
-def _local_secret_key() -> str:
-    # A local run must need no configuration, so it keeps its own key in the
-    # git-ignored data folder; deployments set SECRET_KEY (or SECRET_KEY_FILE).
-    path = DATA_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50), encoding="utf-8")
-        path.chmod(0o600)
-    return path.read_text(encoding="utf-8").strip()
-
-
-SECRET_KEY = env_str("SECRET_KEY", "") or _local_secret_key()
-
-
-def _local_encryption_keys() -> list[str]:
-    # Like the secret key: the local run makes its own, deployments set
-    # PORTAL_ENCRYPTION_KEYS. Losing it makes stored API keys unreadable.
-    from cryptography.fernet import Fernet
-
-    path = DATA_DIR / "encryption_key"
-    if not path.exists():
-        path.write_text(Fernet.generate_key().decode(), encoding="utf-8")
-        path.chmod(0o600)
-    return [path.read_text(encoding="utf-8").strip()]
-
-
+# A local run must need no configuration, so it keeps its own keys in the
+# git-ignored data folder; deployments set SECRET_KEY and PORTAL_ENCRYPTION_KEYS
+# (or their *_FILE variants). Losing the encryption key makes stored API keys
+# unreadable.
+SECRET_KEY = env_str("SECRET_KEY", "") or local_secret_file(
+    DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
+)
 # Fernet keys for members' stored PixVerse keys, newest first (see generations/crypto.py).
-PORTAL_ENCRYPTION_KEYS = env_list("PORTAL_ENCRYPTION_KEYS", []) or _local_encryption_keys()
+PORTAL_ENCRYPTION_KEYS = env_list("PORTAL_ENCRYPTION_KEYS", []) or [
+    local_secret_file(DATA_DIR / "encryption_key", lambda: Fernet.generate_key().decode())
+]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
@@ -111,7 +97,7 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")
 try:
-    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0))
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0, minimum=0))
 except ValueError as e:
     raise ImproperlyConfigured(f"DATABASE_URL: {e}") from e
 
@@ -153,6 +139,11 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": _("Background tasks"),
 }
+if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
+    raise ImproperlyConfigured(
+        f"Q_RETRY ({Q_CLUSTER['retry']}) must be greater than Q_TIMEOUT ({Q_CLUSTER['timeout']}), "
+        "or a slow task is handed to a second worker while the first still runs it"
+    )
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -188,7 +179,8 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "root": {"handlers": ["console"], "level": env_choice(
+        "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
 
