@@ -1,15 +1,18 @@
 """The portal's data."""
 
+import uuid
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from generations import crypto
 
 if TYPE_CHECKING:
-    from generations.pixverse import PixVerseClient
+    from generations.pixverse import PixVerseClient, VideoRequest
 
 
 class RateLimitSlot(models.Model):
@@ -41,6 +44,9 @@ class ApiCredential(models.Model):
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
+    # The lease of the worker working through this member's jobs
+    # (generations/jobs.py): one worker per key, so no job is read twice at once.
+    worker_until = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("PixVerse key")
@@ -66,6 +72,17 @@ class ApiCredential(models.Model):
 
         return PixVerseClient(crypto.decrypt(self.encrypted_key), **kwargs)
 
+    def claim_worker(self, lease: timedelta) -> bool:
+        now = timezone.now()
+        free = models.Q(worker_until__isnull=True) | models.Q(worker_until__lt=now)
+        return ApiCredential.objects.filter(free, pk=self.pk).update(worker_until=now + lease) == 1
+
+    def renew_worker(self, lease: timedelta) -> None:
+        ApiCredential.objects.filter(pk=self.pk).update(worker_until=timezone.now() + lease)
+
+    def release_worker(self) -> None:
+        ApiCredential.objects.filter(pk=self.pk).update(worker_until=None)
+
     def reencrypt(self) -> bool:
         """Encrypt with the newest key; True when the stored value changed."""
         token = crypto.reencrypt(self.encrypted_key)
@@ -74,3 +91,181 @@ class ApiCredential(models.Model):
         ApiCredential.objects.filter(pk=self.pk).update(encrypted_key=token)
         self.encrypted_key = token
         return True
+
+
+def _source_path(generation: "Generation", filename: str) -> str:
+    return f"sources/{generation.code}/{filename}"
+
+
+def _video_path(generation: "Generation", filename: str) -> str:
+    return f"videos/{generation.code}/{filename}"
+
+
+class Generation(models.Model):
+    """One video a member asked for, from submission to stored copy.
+
+    Status changes only through the methods below. Each is one conditional
+    UPDATE (healthchecks' sendalerts pattern): it applies only if the row is
+    still in a status the change may start from, and says whether it did, so
+    two workers can never both move one job, on SQLite and PostgreSQL alike.
+    """
+
+    class Kind(models.TextChoices):
+        TEXT = "text", _("Text to video")
+        IMAGE = "image", _("Image to video")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SUBMITTING = "submitting", _("Submitting")
+        RUNNING = "running", _("Generating")
+        DONE = "done", _("Done")
+        FAILED = "failed", _("Failed")
+        MODERATED = "moderated", _("Blocked by moderation")
+        TIMED_OUT = "timed_out", _("Timed out")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    ACTIVE = (Status.QUEUED, Status.SUBMITTING, Status.RUNNING)
+    TERMINAL = (Status.DONE, Status.FAILED, Status.MODERATED, Status.TIMED_OUT, Status.CANCELLED)
+
+    code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
+                              related_name="generations", verbose_name=_("owner"))
+    kind = models.CharField(_("kind"), max_length=8, choices=Kind)
+    prompt = models.TextField(_("prompt"), max_length=2048)
+    negative_prompt = models.TextField(_("negative prompt"), max_length=2048, blank=True)
+    model = models.CharField(_("model"), max_length=16)
+    quality = models.CharField(_("quality"), max_length=8)
+    duration = models.PositiveSmallIntegerField(_("duration (s)"))
+    aspect_ratio = models.CharField(_("aspect ratio"), max_length=8, blank=True)
+    motion_mode = models.CharField(_("motion mode"), max_length=8, blank=True)
+    seed = models.BigIntegerField(_("seed"), null=True, blank=True)
+    style = models.CharField(_("style"), max_length=16, blank=True)
+    source_image = models.FileField(_("source image"), upload_to=_source_path, blank=True)
+    credits = models.PositiveIntegerField(_("credits"))
+
+    # PixVerse's side. The trace id is chosen when the row is created, before
+    # any call: resending the submission with it is never billed twice.
+    trace_id = models.UUIDField(_("trace id"), default=uuid.uuid4, editable=False)
+    img_id = models.BigIntegerField(_("PixVerse image id"), null=True, blank=True)
+    video_id = models.BigIntegerField(_("PixVerse video id"), null=True, blank=True)
+    video_url = models.URLField(_("PixVerse video URL"), max_length=2000, blank=True)
+    video_file = models.FileField(_("stored video"), upload_to=_video_path, blank=True)
+
+    status = models.CharField(_("status"), max_length=12, choices=Status, default=Status.QUEUED)
+    error_code = models.IntegerField(_("error code"), null=True, blank=True)
+    error_message = models.TextField(_("error"), blank=True)
+
+    created = models.DateTimeField(_("created"), default=timezone.now)
+    submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(_("status reads"), default=0)
+    # When a queued job may be tried (again), or a running one read next.
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A worker's lease on a submission in flight; when it lapses (the worker
+    # died), the submission is resent with the same trace id.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+        indexes = [
+            models.Index(fields=["owner", "-created"]),
+            # The workers' question "which active job of this member is due?"
+            # reads only the few active rows, however long the history grows.
+            models.Index(
+                fields=["owner", "next_attempt_at"], name="generation_active_due",
+                condition=models.Q(status__in=["queued", "submitting", "running"]),
+            ),
+        ]
+        verbose_name = _("generation")
+        verbose_name_plural = _("generations")
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.prompt[:40]}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE
+
+    def video_request(self) -> "VideoRequest":
+        from generations.pixverse import VideoRequest
+
+        return VideoRequest(
+            prompt=self.prompt, duration=self.duration, quality=self.quality, model=self.model,
+            aspect_ratio=self.aspect_ratio or None, motion_mode=self.motion_mode or None,
+            negative_prompt=self.negative_prompt or None, seed=self.seed, style=self.style or None,
+        )
+
+    # --- Status changes -----------------------------------------------------------
+
+    def _change(self, allowed_from, **fields) -> bool:
+        """Apply fields if the row's status is still one of allowed_from; True if it was."""
+        changed = Generation.objects.filter(pk=self.pk, status__in=allowed_from).update(**fields)
+        if changed:
+            self.refresh_from_db()
+        return changed == 1
+
+    def claim_submission(self, lease: timedelta) -> bool:
+        """Take this job to submit it: a queued one that is due, or one whose worker's lease lapsed."""
+        now = timezone.now()
+        due = models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lte=now)
+        claimable = (models.Q(status=self.Status.QUEUED) & due) | models.Q(
+            status=self.Status.SUBMITTING, claimed_until__lt=now
+        )
+        claimed = Generation.objects.filter(claimable, pk=self.pk).update(
+            status=self.Status.SUBMITTING, claimed_until=now + lease,
+            submit_attempts=models.F("submit_attempts") + 1,
+        )
+        if claimed:
+            self.refresh_from_db()
+        return claimed == 1
+
+    def record_image(self, img_id: int) -> None:
+        Generation.objects.filter(pk=self.pk).update(img_id=img_id)
+        self.img_id = img_id
+
+    def mark_submitted(self, video_id: int, first_read_at) -> bool:
+        return self._change(
+            [self.Status.SUBMITTING], status=self.Status.RUNNING, video_id=video_id,
+            submitted_at=timezone.now(), next_attempt_at=first_read_at, claimed_until=None,
+        )
+
+    def requeue(self, retry_at, reason: str = "") -> bool:
+        """Back to the queue until retry_at (the plan's concurrency limit, a passing fault)."""
+        return self._change(
+            [self.Status.SUBMITTING], status=self.Status.QUEUED, next_attempt_at=retry_at,
+            claimed_until=None, error_message=reason,
+        )
+
+    def record_status_read(self, next_read_at) -> bool:
+        return self._change(
+            [self.Status.RUNNING], poll_count=models.F("poll_count") + 1,
+            next_attempt_at=next_read_at,
+        )
+
+    def mark_done(self, video_url: str) -> bool:
+        return self._change(
+            [self.Status.RUNNING], status=self.Status.DONE, video_url=video_url,
+            finished_at=timezone.now(), next_attempt_at=None, poll_count=models.F("poll_count") + 1,
+            error_code=None, error_message="",
+        )
+
+    def mark_failed(self, message: str, *, code: int | None = None,
+                    status: str = Status.FAILED) -> bool:
+        """End the job unsuccessfully: failed, moderated or timed out, with the reason in plain words."""
+        assert status in (self.Status.FAILED, self.Status.MODERATED, self.Status.TIMED_OUT)
+        return self._change(
+            self.ACTIVE, status=status, error_code=code, error_message=message,
+            finished_at=timezone.now(), next_attempt_at=None, claimed_until=None,
+        )
+
+    def cancel(self) -> bool:
+        """Stop caring about the job. A running one may still finish (and bill) at PixVerse."""
+        return self._change(
+            self.ACTIVE, status=self.Status.CANCELLED, finished_at=timezone.now(),
+            next_attempt_at=None, claimed_until=None,
+        )
+
+    def attach_video_file(self, name: str) -> None:
+        Generation.objects.filter(pk=self.pk).update(video_file=name)
+        self.video_file.name = name

@@ -7,6 +7,7 @@ configuration table lists every variable read here.
 """
 
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -208,6 +209,16 @@ PIXVERSE_STATUS_ENDPOINT = env_choice(
 )
 PIXVERSE_MAX_IMAGE_SIDE = env_int("PIXVERSE_MAX_IMAGE_SIDE", 4000, minimum=1)
 PIXVERSE_MAX_IMAGE_BYTES = env_int("PIXVERSE_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
+
+# --- Jobs ---------------------------------------------------------------------------------
+
+# A job not finished this long after it was created ends as timed out.
+PORTAL_GENERATION_TIMEOUT = timedelta(minutes=env_int("PORTAL_GENERATION_TIMEOUT_MINUTES", 20, minimum=1))
+# Submissions that meet passing errors are tried this many times, with backoff.
+PORTAL_MAX_SUBMIT_ATTEMPTS = env_int("PORTAL_MAX_SUBMIT_ATTEMPTS", 5, minimum=1)
+# Our copy of each finished video: at most this big, fetched within this time.
+PORTAL_VIDEO_MAX_BYTES = env_int("PORTAL_VIDEO_MAX_BYTES", 200 * 1024 * 1024, minimum=1)
+PORTAL_VIDEO_DOWNLOAD_TIMEOUT = env_int("PORTAL_VIDEO_DOWNLOAD_TIMEOUT", 120, minimum=1)
 
 # --- The built-in sandbox ------------------------------------------------------------
 

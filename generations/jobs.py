@@ -1,0 +1,318 @@
+"""Background work: submitting generations, reading their status, storing the videos.
+
+Run by django-q2 workers (generations/queue.py hands them out); every function
+takes ids, re-reads the database and is safe to run twice.
+
+Why one worker per member: the spec allows 1 request per second per key, and
+PixVerse asks for 3 to 5 seconds between reads of one job. A worker that holds
+the member's lease (ApiCredential.worker_until) works through that member's
+jobs in one loop, always taking the most overdue first, sleeping only until
+the next one is due: a finished video is noticed within seconds instead of at
+django-q2's ~30 s schedule ticks, no job is read by two workers at once, and
+the request slots go to the jobs most likely to be finished. The loop ends
+when nothing is active, or hands over to a fresh task before django-q2's
+timeout. A schedule (dispatch_workers, every minute) restarts loops that a
+crash or restart ended, and a submission whose worker died is resent with the
+same trace id, so nothing is lost and nothing is billed twice.
+"""
+
+import logging
+import statistics
+import time
+from datetime import datetime, timedelta
+
+import requests
+from django.conf import settings
+from django.core.cache import cache
+from django.core.files.base import ContentFile
+from django.db.models import F, Q
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from generations import queue
+from generations.models import ApiCredential, Generation
+from generations.pixverse import (
+    ConcurrencyLimit,
+    InvalidKey,
+    InvalidRequest,
+    ModerationFailed,
+    NoCredits,
+    PixVerseClient,
+    PixVerseError,
+    TransportError,
+    VideoState,
+)
+
+logger = logging.getLogger(__name__)
+
+# How long a claimed submission stays ours: two calls, each with its wait for a
+# rate-limit slot and its read timeout. Past it, another worker may resend it.
+SUBMIT_LEASE = timedelta(seconds=90)
+WORKER_LEASE = timedelta(seconds=90)
+READ_INTERVAL = timedelta(seconds=4)  # PixVerse's advice: 3 to 5 s between reads of one job
+FIRST_READ_FALLBACK = timedelta(seconds=5)
+CONCURRENCY_RETRY = timedelta(seconds=15)
+
+
+def balance_cache_key(user_id: int) -> str:
+    return f"pixverse-balance:{user_id}"
+
+
+# --- The member's worker loop ---------------------------------------------------------
+
+
+def work_for_member(user_id: int) -> None:
+    """Work through one member's active jobs until none is left (a django-q2 task)."""
+    credential = ApiCredential.objects.filter(user_id=user_id).first()
+    if credential is None:
+        _fail_all_without_key(user_id)
+        return
+    if not credential.claim_worker(WORKER_LEASE):
+        return  # another worker has this member's jobs
+    budget_ends = time.monotonic() + settings.Q_CLUSTER["timeout"] * 0.75
+    client = credential.client()
+    try:
+        while time.monotonic() < budget_ends:
+            credential.renew_worker(WORKER_LEASE)
+            found = work_step(user_id, client)
+            if found is None:
+                break
+            if not found:
+                _sleep_until_next_due(user_id)
+    finally:
+        credential.release_worker()
+    # A job created while we were finishing would otherwise wait for the schedule.
+    if _active(user_id).exists():
+        queue.start_member_worker(user_id)
+
+
+def dispatch_workers() -> int:
+    """Start a worker for every member with active jobs (the schedule's task); how many."""
+    user_ids = set(
+        Generation.objects.filter(status__in=Generation.ACTIVE).values_list("owner_id", flat=True)
+    )
+    busy = set(
+        ApiCredential.objects.filter(user_id__in=user_ids, worker_until__gt=timezone.now())
+        .values_list("user_id", flat=True)
+    )
+    for user_id in sorted(user_ids - busy):
+        queue.start_member_worker(user_id)
+    return len(user_ids - busy)
+
+
+def _active(user_id: int):
+    return Generation.objects.filter(owner_id=user_id, status__in=Generation.ACTIVE)
+
+
+def _due(user_id: int, now: datetime):
+    due_time = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    return _active(user_id).filter(
+        (Q(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING]) & due_time)
+        | Q(status=Generation.Status.SUBMITTING, claimed_until__lt=now)
+    )
+
+
+def work_step(user_id: int, client: PixVerseClient) -> bool | None:
+    """Do the most overdue thing for this member: True if done, False if nothing due, None if idle."""
+    now = timezone.now()
+    active = _active(user_id)
+    for expired in active.filter(created__lt=now - settings.PORTAL_GENERATION_TIMEOUT):
+        expired.mark_failed(
+            _("PixVerse did not finish this video in time."), status=Generation.Status.TIMED_OUT
+        )
+        cache.delete(balance_cache_key(user_id))
+    if not active.exists():
+        return None
+    generation = (
+        _due(user_id, now)
+        .order_by(F("next_attempt_at").asc(nulls_first=True), "created")
+        .first()
+    )
+    if generation is None:
+        return False
+    try:
+        if generation.status == Generation.Status.RUNNING:
+            read_status(generation, client)
+        else:
+            submit(generation, client)
+    except Exception:
+        # One bad job must not stop the member's others; it is tried again when due.
+        logger.exception("generation %s: unexpected error", generation.pk)
+        Generation.objects.filter(pk=generation.pk).update(
+            next_attempt_at=timezone.now() + READ_INTERVAL
+        )
+    return True
+
+
+def _sleep_until_next_due(user_id: int) -> None:
+    upcoming = (
+        _active(user_id).exclude(next_attempt_at__isnull=True)
+        .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
+    )
+    wait = 1.0 if upcoming is None else (upcoming - timezone.now()).total_seconds()
+    # Wake at least every second: a new job may arrive from the web meanwhile.
+    time.sleep(min(max(wait, 0.05), 1.0))
+
+
+def _fail_all_without_key(user_id: int) -> None:
+    for generation in _active(user_id):
+        generation.mark_failed(_("Add your PixVerse API key in Settings, then try again."))
+
+
+# --- Submitting ----------------------------------------------------------------------------
+
+
+def expected_duration(quality: str, duration: int) -> timedelta:
+    """How long PixVerse takes for such a video, learned from recent ones.
+
+    A little under the median, so that the first read usually finds the video
+    just done and rarely a second read is needed.
+    """
+    recent = (
+        Generation.objects.filter(status=Generation.Status.DONE, quality=quality, duration=duration,
+                                  submitted_at__isnull=False)
+        .order_by("-finished_at").values_list("submitted_at", "finished_at")[:20]
+    )
+    seconds = [(finished - submitted).total_seconds() for submitted, finished in recent]
+    if not seconds:
+        return FIRST_READ_FALLBACK
+    return timedelta(seconds=max(statistics.median(seconds) * 0.9, 1.0))
+
+
+def submit(generation: Generation, client: PixVerseClient) -> bool:
+    """Upload the image if needed and start the generation; True if PixVerse took it."""
+    if not generation.claim_submission(SUBMIT_LEASE):
+        return False
+    try:
+        if generation.kind == Generation.Kind.IMAGE and generation.img_id is None:
+            with generation.source_image.open("rb") as f:
+                uploaded = client.upload_image(f.read())
+            generation.record_image(uploaded.img_id)
+        if generation.kind == Generation.Kind.IMAGE:
+            submission = client.image_to_video(
+                generation.img_id, generation.video_request(), trace_id=str(generation.trace_id)
+            )
+        else:
+            submission = client.text_to_video(
+                generation.video_request(), trace_id=str(generation.trace_id)
+            )
+    except PixVerseError as error:
+        _submission_failed(generation, error)
+        return False
+    first_read = timezone.now() + expected_duration(generation.quality, generation.duration)
+    generation.mark_submitted(submission.video_id, first_read)
+    cache.delete(balance_cache_key(generation.owner_id))
+    logger.info("generation %s submitted: video_id=%s trace_id=%s", generation.pk,
+                submission.video_id, generation.trace_id)
+    return True
+
+
+def _submission_failed(generation: Generation, error: PixVerseError) -> None:
+    logger.warning("generation %s: submission failed: %s ErrCode=%s trace_id=%s", generation.pk,
+                   error.kind, error.err_code, error.trace_id)
+    if isinstance(error, ConcurrencyLimit):
+        # The plan's limit of videos at once: wait for one of them to finish.
+        generation.requeue(timezone.now() + CONCURRENCY_RETRY,
+                           _("Waiting: your PixVerse plan's limit of videos at once is reached."))
+    elif isinstance(error, InvalidKey):
+        generation.mark_failed(
+            _("PixVerse did not accept your API key. Check it in Settings."), code=error.err_code
+        )
+    elif isinstance(error, NoCredits):
+        generation.mark_failed(_("Your PixVerse account has no credits left."), code=error.err_code)
+    elif isinstance(error, ModerationFailed):
+        generation.mark_failed(
+            _("PixVerse's content moderation refused this prompt or image."),
+            code=error.err_code, status=Generation.Status.MODERATED,
+        )
+    elif isinstance(error, InvalidRequest):
+        generation.mark_failed(
+            _("PixVerse refused the request: %(reason)s") % {"reason": error.err_msg},
+            code=error.err_code,
+        )
+    elif error.retryable and generation.submit_attempts < settings.PORTAL_MAX_SUBMIT_ATTEMPTS:
+        # Backoff 5, 10, 20, 40 s… A timeout after sending keeps the trace id,
+        # so the resend returns the video PixVerse may already have started.
+        delay = timedelta(seconds=5 * 2 ** (generation.submit_attempts - 1))
+        generation.requeue(timezone.now() + delay, _("PixVerse did not answer; trying again."))
+    else:
+        generation.mark_failed(
+            _("PixVerse could not be reached; please try again later.")
+            if isinstance(error, TransportError)
+            else _("PixVerse had an error (%(code)s); please try again later.")
+            % {"code": error.err_code or error.http_status},
+            code=error.err_code,
+        )
+    if not generation.is_active:
+        cache.delete(balance_cache_key(generation.owner_id))
+
+
+# --- Reading status ----------------------------------------------------------------------
+
+
+def read_status(generation: Generation, client: PixVerseClient) -> None:
+    try:
+        result = client.video_status(generation.video_id)
+    except InvalidKey as error:
+        generation.mark_failed(
+            _("PixVerse did not accept your API key. Check it in Settings."), code=error.err_code
+        )
+        return
+    except PixVerseError as error:
+        logger.warning("generation %s: status read failed: %s trace_id=%s", generation.pk,
+                       error.kind, error.trace_id)
+        # Passing trouble: read again later; the overall timeout ends hopeless cases.
+        generation.record_status_read(timezone.now() + READ_INTERVAL * 2)
+        return
+    if result.state is VideoState.DONE:
+        if generation.mark_done(result.url):
+            cache.delete(balance_cache_key(generation.owner_id))
+            queue.store_video(generation.pk)
+        return
+    failures = {
+        VideoState.FAILED: (_("PixVerse could not generate this video."), Generation.Status.FAILED),
+        VideoState.MODERATION_FAILED: (
+            _("PixVerse's content moderation blocked this video; its credits are refunded."),
+            Generation.Status.MODERATED,
+        ),
+        VideoState.DELETED: (_("The video was deleted at PixVerse."), Generation.Status.FAILED),
+    }
+    if result.state in failures:
+        message, status = failures[result.state]
+        generation.mark_failed(message, status=status)
+        cache.delete(balance_cache_key(generation.owner_id))
+        return
+    generation.record_status_read(timezone.now() + READ_INTERVAL)
+
+
+# --- Keeping our own copy -------------------------------------------------------------------
+
+
+def store_video(generation_id: int) -> bool:
+    """Copy a finished video into the portal's storage (PixVerse's links expire)."""
+    generation = Generation.objects.filter(pk=generation_id, status=Generation.Status.DONE).first()
+    if generation is None or generation.video_file or not generation.video_url:
+        return False
+    limit = settings.PORTAL_VIDEO_MAX_BYTES
+    # requests' timeout bounds each read, not the whole download: a server
+    # that drips bytes is cut off by this deadline.
+    deadline = time.monotonic() + settings.PORTAL_VIDEO_DOWNLOAD_TIMEOUT
+    try:
+        with requests.get(generation.video_url, stream=True, timeout=(5, 30)) as response:
+            response.raise_for_status()
+            chunks, size = [], 0
+            for chunk in response.iter_content(chunk_size=256 * 1024):
+                size += len(chunk)
+                if size > limit or time.monotonic() > deadline:
+                    logger.warning("generation %s: video over %s bytes or %s s, not stored",
+                                   generation_id, limit, settings.PORTAL_VIDEO_DOWNLOAD_TIMEOUT)
+                    return False
+                chunks.append(chunk)
+    except requests.RequestException as e:
+        logger.warning("generation %s: video not stored: %s", generation_id, type(e).__name__)
+        return False
+    name = generation.video_file.storage.save(
+        f"videos/{generation.code}/{generation.video_id}.mp4", ContentFile(b"".join(chunks))
+    )
+    generation.attach_video_file(name)
+    return True
