@@ -187,6 +187,10 @@ class Generation(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
 
+    @property
+    def can_retry(self) -> bool:
+        return self.status in self.TERMINAL and self.status != self.Status.DONE
+
     def video_request(self) -> "VideoRequest":
         from generations.pixverse import VideoRequest
 

@@ -3,6 +3,17 @@ from django.urls import include, path
 from generations import views
 
 urlpatterns = [
+    path("accounts/signup/", views.signup, name="signup"),
     path("accounts/", include("django.contrib.auth.urls")),
-    path("", views.home, name="home"),
+    path("", views.dashboard, name="dashboard"),
+    path("balance/", views.balance_panel, name="balance"),
+    path("estimate/", views.estimate, name="estimate"),
+    path("settings/key/", views.api_key, name="api-key"),
+    path("generations/text/", views.create_text, name="create-text"),
+    path("generations/image/", views.create_image, name="create-image"),
+    path("generations/<uuid:code>/card/", views.card, name="card"),
+    path("generations/<uuid:code>/retry/", views.retry, name="retry"),
+    path("generations/<uuid:code>/cancel/", views.cancel, name="cancel"),
+    path("generations/<uuid:code>/video.mp4", views.video, name="video"),
+    path("generations/<uuid:code>/source", views.source_image, name="source-image"),
 ]

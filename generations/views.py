@@ -1,10 +1,274 @@
-"""The portal's pages."""
+"""The portal's pages: the dashboard, job cards, the member's key, sign-up.
 
+Views are short functions; a member reaches only their own jobs through
+_get_generation_for_user, which turns anyone else's into a 404.
+"""
+
+import logging
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.cache import cache
+from django.db import transaction
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.vary import vary_on_headers
+from django_htmx.http import reswap, retarget, trigger_client_event
+
+from generations import queue
+from generations.forms import ApiKeyForm, ImageToVideoForm, SignUpForm, TextToVideoForm
+from generations.jobs import balance_cache_key
+from generations.models import ApiCredential, Generation
+from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
+
+logger = logging.getLogger(__name__)
+
+BALANCE_TTL = 60  # seconds; jobs clear it when they finish
+WEB_MAX_WAIT = 5.0  # seconds a page waits for a rate-limit slot before saying "busy"
+RECENT_JOBS = 24
+
+
+def _get_generation_for_user(request: HttpRequest, code) -> Generation:
+    return get_object_or_404(Generation, code=code, owner=request.user)
+
+
+def _credential(request: HttpRequest) -> ApiCredential | None:
+    return ApiCredential.objects.filter(user=request.user).first()
+
+
+def _balance(request: HttpRequest, *, refresh: bool = False) -> tuple[Balance | None, str]:
+    """The member's balance, cached briefly, and an error in plain words if it is unknown."""
+    key = balance_cache_key(request.user.pk)
+    if not refresh and (cached := cache.get(key)) is not None:
+        return cached, ""
+    credential = _credential(request)
+    if credential is None:
+        return None, _("Add your PixVerse API key to see your credits.")
+    try:
+        balance = credential.client(max_wait=WEB_MAX_WAIT).balance()
+    except InvalidKey:
+        return None, _("PixVerse does not accept your API key.")
+    except RateLimited:
+        return None, _("PixVerse is busy with your jobs; the balance will show shortly.")
+    except PixVerseError:
+        return None, _("PixVerse could not be reached for your balance.")
+    cache.set(key, balance, BALANCE_TTL)
+    return balance, ""
+
+
+def _dashboard_context(request: HttpRequest, **forms) -> dict:
+    balance, balance_error = _balance(request)
+    known = balance.total if balance else None
+    return {
+        "balance": balance, "balance_error": balance_error,
+        "has_key": _credential(request) is not None,
+        "text_form": forms.get("text_form") or TextToVideoForm(balance=known),
+        "image_form": forms.get("image_form") or ImageToVideoForm(balance=known),
+        "active_form": forms.get("active_form", "text"),
+        "generations": Generation.objects.filter(owner=request.user)[:RECENT_JOBS],
+    }
 
 
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "generations/home.html")
+@require_GET
+def dashboard(request: HttpRequest) -> HttpResponse:
+    mode = "image" if request.GET.get("mode") == "image" else "text"
+    return render(request, "generations/dashboard.html",
+                  _dashboard_context(request, active_form=mode))
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def balance_panel(request: HttpRequest) -> HttpResponse:
+    balance, balance_error = _balance(request, refresh="refresh" in request.GET)
+    context = {"balance": balance, "balance_error": balance_error}
+    if request.htmx:
+        return render(request, "generations/dashboard.html#balance", context)
+    return redirect("dashboard")
+
+
+@login_required
+@require_GET
+def estimate(request: HttpRequest) -> HttpResponse:
+    """The cost of the settings in the form so far (HTMX, while the member edits)."""
+    form = TextToVideoForm(request.GET)
+    form.is_valid()
+    return render(request, "generations/dashboard.html#estimate", {"cost": form.cost()})
+
+
+def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
+    balance, _error = _balance(request)
+    form = form_class(request.POST, request.FILES, balance=balance.total if balance else None)
+    if _credential(request) is None:
+        form.add_error(None, _("Add your PixVerse API key in Settings first."))
+    if not form.is_valid():
+        if request.htmx:
+            # The form comes back in place, with each error next to its field
+            # and everything the member typed still in it.
+            response = render(request, "generations/dashboard.html#generation-form",
+                              {"form": form, "kind": name}, status=400)
+            return reswap(retarget(response, f"#{name}-form"), "outerHTML")
+        context = _dashboard_context(request, **{f"{name}_form": form, "active_form": name})
+        return render(request, "generations/dashboard.html", context, status=400)
+    with transaction.atomic():
+        generation = Generation(owner=request.user, **form.generation_fields())
+        if name == "image":
+            image = form.cleaned_data["image"]
+            generation.source_image.save(f"source.{form.image_info.extension}", image, save=False)
+        generation.save()
+    # After commit, so the worker finds the row (and its trace id) already stored.
+    transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
+    if request.htmx:
+        response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
+        return trigger_client_event(response, "generation-created")
+    messages.success(request, _("Your video is on its way."))
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def create_text(request: HttpRequest) -> HttpResponse:
+    return _submit(request, TextToVideoForm, "text")
+
+
+@login_required
+@require_POST
+def create_image(request: HttpRequest) -> HttpResponse:
+    return _submit(request, ImageToVideoForm, "image")
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def card(request: HttpRequest, code) -> HttpResponse:
+    generation = _get_generation_for_user(request, code)
+    if not request.htmx:
+        return redirect(f"{reverse('dashboard')}#job-{generation.code}")
+    response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
+    if not generation.is_active:
+        # The card in the page stops polling with this answer; the balance moved.
+        response = trigger_client_event(response, "balance-changed")
+    return response
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, code) -> HttpResponse:
+    """Try again with the same settings, as a new job with its own trace id."""
+    original = _get_generation_for_user(request, code)
+    fields = {f: getattr(original, f) for f in (
+        "kind", "prompt", "negative_prompt", "model", "quality", "duration", "aspect_ratio",
+        "motion_mode", "seed", "style", "credits", "source_image", "img_id")}
+    generation = Generation.objects.create(owner=request.user, **fields)
+    transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
+    if request.htmx:
+        response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
+        return trigger_client_event(response, "generation-created")
+    return redirect("dashboard")
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, code) -> HttpResponse:
+    generation = _get_generation_for_user(request, code)
+    generation.cancel()
+    if request.htmx:
+        return render(request, "generations/dashboard.html#job-card", {"generation": generation})
+    return redirect("dashboard")
+
+
+@login_required
+@require_GET
+def video(request: HttpRequest, code) -> FileResponse:
+    """Our stored copy of the video; members download only what they may see."""
+    generation = _get_generation_for_user(request, code)
+    if not generation.video_file:
+        raise Http404
+    download = "download" in request.GET
+    return FileResponse(generation.video_file.open("rb"), content_type="video/mp4",
+                        as_attachment=download, filename=f"pixverse-{generation.video_id}.mp4")
+
+
+@login_required
+@require_GET
+def source_image(request: HttpRequest, code) -> FileResponse:
+    generation = _get_generation_for_user(request, code)
+    if not generation.source_image:
+        raise Http404
+    return FileResponse(generation.source_image.open("rb"))
+
+
+# --- The member's PixVerse key -----------------------------------------------------------------
+
+
+@login_required
+def api_key(request: HttpRequest) -> HttpResponse:
+    credential = _credential(request)
+    form = ApiKeyForm()
+    if request.method == "POST":
+        action = request.POST.get("action", "save")
+        if action == "remove" and credential:
+            credential.delete()
+            cache.delete(balance_cache_key(request.user.pk))
+            messages.success(request, _("Your PixVerse key is removed."))
+            return redirect("api-key")
+        if action == "test" and credential:
+            balance, error = _balance(request, refresh=True)
+            if balance:
+                ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
+                messages.success(request, _("PixVerse accepts your key: %(credits)s credits.")
+                                 % {"credits": balance.total})
+            else:
+                messages.error(request, error)
+            return redirect("api-key")
+        form = ApiKeyForm(request.POST)
+        if form.is_valid() and (balance := _verify_key(form)):
+            credential = credential or ApiCredential(user=request.user)
+            credential.set_key(form.cleaned_data["api_key"])
+            credential.verified_at = timezone.now()
+            credential.save()
+            cache.set(balance_cache_key(request.user.pk), balance, BALANCE_TTL)
+            messages.success(request, _("Your PixVerse key is saved: %(credits)s credits.")
+                             % {"credits": balance.total})
+            return redirect("api-key")
+    status = 400 if form.errors else 200
+    return render(request, "generations/api_key.html", {"credential": credential, "form": form},
+                  status=status)
+
+
+def _verify_key(form: ApiKeyForm) -> Balance | None:
+    """Check a new key with the balance call; on failure, say why next to the field."""
+    from generations.pixverse import PixVerseClient
+
+    try:
+        return PixVerseClient(form.cleaned_data["api_key"], max_wait=WEB_MAX_WAIT).balance()
+    except InvalidKey:
+        form.add_error("api_key", _("PixVerse does not accept this key. Check that it is complete."))
+    except RateLimited:
+        form.add_error("api_key", _("PixVerse is busy with this key; try again in a few seconds."))
+    except PixVerseError as e:
+        logger.warning("key check failed: %s trace_id=%s", e.kind, e.trace_id)
+        form.add_error("api_key", _("PixVerse could not be reached to check the key; try again."))
+    return None
+
+
+# --- Sign-up ------------------------------------------------------------------------------------
+
+
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.PORTAL_SIGNUP_ENABLED:
+        raise Http404
+    form = SignUpForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save()
+        login(request, user)
+        return redirect("api-key")
+    return render(request, "registration/signup.html", {"form": form},
+                  status=400 if form.errors else 200)

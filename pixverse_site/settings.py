@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
+    "django.forms",
     "django_htmx",
     "django_q",
     "generations",
@@ -75,6 +76,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pixverse_site.urls"
+FORM_RENDERER = "generations.forms.PortalFormRenderer"
 WSGI_APPLICATION = "pixverse_site.wsgi.application"
 ASGI_APPLICATION = "pixverse_site.asgi.application"
 
@@ -89,6 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.i18n",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "generations.context_processors.portal",
             ],
         },
     },
@@ -159,7 +162,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
-LOGIN_REDIRECT_URL = "/"
+LOGIN_REDIRECT_URL = "dashboard"
+# Anyone who reaches the site may make an account: on for the local run,
+# off by default (staff add members in the admin).
+PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", False)
+# Password-reset mail; the console by default, so a local run prints the link.
+MAILERS = {"default": {"BACKEND": env_str("MAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}}
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
 LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en"

@@ -16,6 +16,8 @@ def _test_settings(settings, tmp_path):
     settings.PIXVERSE_BASE_URL = "https://pixverse.test"
     settings.PIXVERSE_STATUS_ENDPOINT = "auto"
     settings.MEDIA_ROOT = tmp_path / "media"
+    # Real hashing costs a tenth of a second a user; tests make many users.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pixverse._status_endpoints.clear()
     yield
     pixverse._status_endpoints.clear()

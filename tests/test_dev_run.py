@@ -76,7 +76,8 @@ def test_dev_run_serves_the_portal_and_the_sandbox_and_stops_on_ctrl_c(tmp_path)
             headers={"Referer": f"{base}/accounts/login/"},
         )
         assert signed_in.url == f"{base}/"
-        assert f"Welcome, {username}" in signed_in.text
+        assert "New video" in signed_in.text
+        assert "credits" in signed_in.text
 
         cli_env = {**env, "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
                    "PIXVERSE_BASE_URL": f"{base}/sandbox", "LOG_LEVEL": "WARNING"}

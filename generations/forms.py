@@ -1,0 +1,158 @@
+"""The portal's forms: generation settings, the source image, a member's API key."""
+
+from django import forms
+from django.contrib.auth.forms import UserCreationForm
+from django.forms.renderers import TemplatesSetting
+from django.utils.translation import gettext_lazy as _
+
+from generations import catalog
+from generations.images import InvalidImage, check_image
+
+
+class PortalFormRenderer(TemplatesSetting):
+    """Django's form templates, with each field group wrapped so it lays out as one unit."""
+
+    field_template_name = "forms/field.html"
+
+
+def _choices(values, labels=None):
+    return [(v, (labels or {}).get(v, v)) for v in values]
+
+
+STYLE_LABELS = {"anime": _("Anime"), "3d_animation": _("3D animation"), "clay": _("Clay"),
+                "comic": _("Comic"), "cyberpunk": _("Cyberpunk")}
+MOTION_LABELS = {"normal": _("Normal"), "fast": _("Fast (double cost)")}
+
+
+class GenerationForm(forms.Form):
+    """Settings shared by text-to-video and image-to-video."""
+
+    prompt = forms.CharField(
+        label=_("Prompt"), max_length=catalog.PROMPT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("A wolf in the snow at dawn")}),
+    )
+    model = forms.ChoiceField(label=_("Model"), choices=_choices(catalog.MODELS),
+                              initial=catalog.DEFAULT_MODEL)
+    quality = forms.ChoiceField(label=_("Quality"), choices=_choices(catalog.QUALITIES),
+                                initial="540p")
+    duration = forms.TypedChoiceField(label=_("Duration"), coerce=int, initial=5,
+                                      choices=[(d, _("%(n)s s") % {"n": d}) for d in catalog.DURATIONS])
+    motion_mode = forms.ChoiceField(label=_("Motion"), required=False, initial="normal",
+                                    choices=_choices(catalog.MOTION_MODES, MOTION_LABELS))
+    style = forms.ChoiceField(label=_("Style"), required=False,
+                              choices=[("", _("None")), *_choices(catalog.STYLES, STYLE_LABELS)])
+    negative_prompt = forms.CharField(
+        label=_("Negative prompt"), required=False, max_length=catalog.PROMPT_MAX_LENGTH,
+        widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("What to keep out of the video")}),
+    )
+    seed = forms.IntegerField(label=_("Seed"), required=False, min_value=0, max_value=catalog.SEED_MAX,
+                              help_text=_("The same seed and settings give a similar video."))
+
+    kind = "text"
+
+    def __init__(self, *args, balance: int | None = None, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.known_balance = balance
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        motion, duration, quality = data.get("motion_mode"), data.get("duration"), data.get("quality")
+        # The combinations PixVerse refuses, said next to the field to change.
+        if motion == "fast" and duration == 8:
+            self.add_error("motion_mode", _("Fast motion is available for 5-second videos only."))
+        if motion == "fast" and quality == "1080p":
+            self.add_error("motion_mode", _("Fast motion is not available at 1080p."))
+        if quality == "1080p" and duration == 8:
+            self.add_error("duration", _("1080p videos can be 5 seconds long only."))
+        if not (data.get("prompt") or "").strip():
+            self.add_error("prompt", _("Describe the video you want."))
+        if self.errors:
+            return data
+        cost = self.cost()
+        if self.known_balance is not None and cost > self.known_balance:
+            raise forms.ValidationError(
+                _("This video costs %(cost)s credits; your PixVerse balance is %(balance)s."),
+                params={"cost": cost, "balance": self.known_balance}, code="balance",
+            )
+        return data
+
+    def cost(self) -> int | None:
+        """The credits these settings cost, or None while they are incomplete or refused."""
+        try:
+            params = {"prompt": "-", "quality": self["quality"].value(),
+                      "duration": int(self["duration"].value()),
+                      "motion_mode": self["motion_mode"].value() or None}
+        except (TypeError, ValueError):
+            return None
+        if catalog.check_parameters(params):
+            return None
+        return catalog.credit_cost(params["quality"], params["duration"], params["motion_mode"])
+
+    def generation_fields(self) -> dict:
+        data = self.cleaned_data
+        return {
+            "kind": self.kind, "prompt": data["prompt"].strip(),
+            "negative_prompt": data.get("negative_prompt") or "", "model": data["model"],
+            "quality": data["quality"], "duration": data["duration"],
+            "aspect_ratio": data.get("aspect_ratio") or "", "motion_mode": data.get("motion_mode") or "",
+            "seed": data.get("seed"), "style": data.get("style") or "", "credits": self.cost(),
+        }
+
+
+class TextToVideoForm(GenerationForm):
+    aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"), initial="16:9",
+                                     choices=_choices(catalog.ASPECT_RATIOS))
+    field_order = ["prompt", "model", "quality", "duration", "aspect_ratio", "motion_mode", "style",
+                   "negative_prompt", "seed"]
+
+
+class ImageToVideoForm(GenerationForm):
+    image = forms.FileField(
+        label=_("Image"), help_text=_("JPEG, PNG or WebP, up to 4000x4000 px and 20 MB."),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": "image/jpeg,image/png,image/webp", "data-preview": "image-preview"}
+        ),
+    )
+    field_order = ["image", "prompt", "model", "quality", "duration", "motion_mode", "style",
+                   "negative_prompt", "seed"]
+    kind = "image"
+
+    def clean_image(self):
+        upload = self.cleaned_data["image"]
+        data = upload.read()
+        try:
+            self.image_info = check_image(data)
+        except InvalidImage as e:
+            raise forms.ValidationError(_IMAGE_MESSAGES.get(e.code, e.message), code=e.code) from None
+        upload.seek(0)
+        return upload
+
+
+_IMAGE_MESSAGES = {
+    "empty": _("The file is empty."),
+    "too_large": _("The file is larger than 20 MB."),
+    "format": _("Use a JPEG, PNG or WebP image."),
+    "dimensions": _("The image must be at most 4000x4000 pixels."),
+    "bomb": _("The image has too many pixels."),
+    "damaged": _("The image is damaged or incomplete."),
+}
+
+
+class ApiKeyForm(forms.Form):
+
+    api_key = forms.CharField(
+        label=_("PixVerse API key"), max_length=200, strip=True,
+        # Never rendered back: a stored key does not return to any page.
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+    )
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+
+class SignUpForm(UserCreationForm):
+    pass

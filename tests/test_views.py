@@ -1,0 +1,364 @@
+"""The portal's pages: dashboard, submissions, job cards, the key page, accounts."""
+
+import io
+import json
+
+import pytest
+import responses
+from django.contrib.auth.models import User
+from django.core import mail
+from django.core.cache import cache
+from django.test import Client
+from django.urls import reverse
+from PIL import Image
+
+from generations.jobs import balance_cache_key
+from generations.models import ApiCredential, Generation
+from generations.pixverse import Balance
+
+BASE = "https://pixverse.test/openapi/v2"
+KEY = "sk-alice-secret-key-AAAA"
+S = Generation.Status
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    cache.clear()
+
+
+@pytest.fixture
+def api():
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
+        rsps.get(f"{BASE}/account/balance", json={"ErrCode": 0, "ErrMsg": "success", "Resp": {
+            "account_id": 1, "credit_monthly": 100, "credit_package": 50}})
+        yield rsps
+
+
+@pytest.fixture
+def started(monkeypatch, django_capture_on_commit_callbacks):
+    """Workers the views start. They are started on commit, which the test's own
+    transaction would hold back, so those callbacks run at once here."""
+    calls = []
+    monkeypatch.setattr("generations.queue.start_member_worker", calls.append)
+    monkeypatch.setattr("django.db.transaction.on_commit", lambda func, using=None, robust=False: func())
+    return calls
+
+
+@pytest.fixture
+def alice(db):
+    user = User.objects.create_user("alice", "alice@example.com", "pw-alice")
+    credential = ApiCredential(user=user)
+    credential.set_key(KEY)
+    credential.save()
+    return user
+
+
+@pytest.fixture
+def bob(db):
+    return User.objects.create_user("bob", "bob@example.com", "pw-bob")
+
+
+@pytest.fixture
+def as_alice(client, alice):
+    client.force_login(alice)
+    return client
+
+
+def make_generation(owner, **fields):
+    values = {"kind": "text", "prompt": "A wolf", "model": "v5", "quality": "360p", "duration": 5,
+              "credits": 45} | fields
+    return Generation.objects.create(owner=owner, **values)
+
+
+TEXT = {"prompt": "A wolf in the snow", "model": "v5", "quality": "540p", "duration": "5",
+        "aspect_ratio": "16:9", "motion_mode": "normal", "style": "", "negative_prompt": "", "seed": ""}
+
+
+def png(size=(64, 48)):
+    out = io.BytesIO()
+    Image.new("RGB", size, "purple").save(out, "PNG")
+    out.seek(0)
+    out.name = "photo.png"
+    return out
+
+
+# --- Dashboard -----------------------------------------------------------------------------
+
+
+def test_the_dashboard_needs_a_sign_in(client, db):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.url.startswith(reverse("login"))
+
+
+def test_the_dashboard_shows_balance_forms_and_only_my_jobs(as_alice, bob, api):
+    make_generation(User.objects.get(username="alice"), prompt="mine")
+    make_generation(bob, prompt="not mine")
+    page = as_alice.get("/").content.decode()
+    assert "150</strong> credits" in page
+    assert "100 monthly · 50 package" in page
+    assert 'name="prompt"' in page and 'name="aspect_ratio"' in page
+    assert "mine" in page and "not mine" not in page
+    assert "Estimated cost: <strong>45</strong>" in page
+    assert KEY not in page
+
+
+def test_the_image_tab_has_the_upload_field(as_alice, api):
+    page = as_alice.get("/?mode=image").content.decode()
+    assert 'type="file"' in page and 'accept="image/jpeg,image/png,image/webp"' in page
+    assert 'name="aspect_ratio"' not in page
+
+
+def test_the_estimate_follows_the_settings(as_alice):
+    def estimate(**params):
+        return as_alice.get(reverse("estimate"), params, headers={"HX-Request": "true"}).content.decode()
+
+    assert "<strong>120</strong>" in estimate(quality="720p", duration="8", motion_mode="normal")
+    assert "<strong>90</strong>" in estimate(quality="360p", duration="5", motion_mode="fast")
+    assert "not available" in estimate(quality="1080p", duration="8", motion_mode="normal")
+
+
+# --- Submitting -------------------------------------------------------------------------------
+
+
+def test_a_text_job_is_stored_and_handed_to_a_worker(as_alice, alice, api, started):
+    response = as_alice.post(reverse("create-text"), TEXT)
+    assert response.status_code == 302
+    generation = Generation.objects.get()
+    assert (generation.owner, generation.status, generation.kind) == (alice, S.QUEUED, "text")
+    assert (generation.quality, generation.duration, generation.aspect_ratio) == ("540p", 5, "16:9")
+    assert generation.credits == 45
+    assert generation.trace_id
+    assert started == [alice.pk]
+
+
+def test_an_htmx_submission_answers_with_the_new_card(as_alice, api, started):
+    response = as_alice.post(reverse("create-text"), TEXT, headers={"HX-Request": "true"})
+    assert response.status_code == 200
+    generation = Generation.objects.get()
+    body = response.content.decode()
+    assert f'id="job-{generation.code}"' in body
+    assert 'hx-trigger="every 3s"' in body
+    assert "<html" not in body
+
+
+@pytest.mark.parametrize(("change", "field", "words"), [
+    ({"motion_mode": "fast", "duration": "8"}, "motion_mode", "5-second videos only"),
+    ({"motion_mode": "fast", "quality": "1080p"}, "motion_mode", "not available at 1080p"),
+    ({"quality": "1080p", "duration": "8"}, "duration", "5 seconds long only"),
+    ({"prompt": "   "}, "prompt", "required"),
+    ({"quality": "4k"}, "quality", "Select a valid choice"),
+    ({"seed": "-1"}, "seed", "greater than or equal to 0"),
+    ({"prompt": "x" * 2049}, "prompt", "at most 2048"),
+])
+def test_refused_settings_are_said_next_to_the_field_and_nothing_is_stored(
+    as_alice, api, started, change, field, words
+):
+    response = as_alice.post(reverse("create-text"), TEXT | change, headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert response.headers["HX-Retarget"] == "#text-form"
+    body = response.content.decode()
+    assert words in body
+    assert f'id="id_{field}"' in body and 'aria-invalid="true"' in body
+    assert Generation.objects.count() == 0
+    assert started == []
+    # What the member typed is still there.
+    if change.get("prompt", "").strip():
+        assert change["prompt"] in body
+    else:
+        assert "A wolf in the snow" in body or change.get("prompt") == "   "
+
+
+def test_a_job_over_the_known_balance_is_refused_before_any_call(as_alice, alice, api, started):
+    cache.set(balance_cache_key(alice.pk), Balance(account_id=1, credit_monthly=100, credit_package=0), 60)
+    response = as_alice.post(reverse("create-text"), TEXT | {"quality": "1080p"})
+    assert response.status_code == 400
+    assert "This video costs 120 credits; your PixVerse balance is 100." in response.content.decode()
+    assert Generation.objects.count() == 0
+    assert started == []
+    assert as_alice.post(reverse("create-text"), TEXT | {"quality": "720p"}).status_code == 302
+    assert not [c for c in api.calls if "generate" in c.request.url]
+
+
+def test_without_a_key_the_form_says_where_to_add_it(client, bob, started):
+    client.force_login(bob)
+    response = client.post(reverse("create-text"), TEXT)
+    assert response.status_code == 400
+    assert "Add your PixVerse API key" in response.content.decode()
+    assert Generation.objects.count() == 0
+
+
+def test_an_image_job_keeps_the_uploaded_image(as_alice, api, started):
+    response = as_alice.post(reverse("create-image"), {**TEXT, "image": png()})
+    assert response.status_code == 302
+    generation = Generation.objects.get()
+    assert generation.kind == "image"
+    assert generation.source_image.name.endswith("source.png")
+    assert as_alice.get(reverse("source-image", args=[generation.code])).status_code == 200
+
+
+def test_a_bad_image_is_refused_next_to_the_field(as_alice, api, started):
+    bad = io.BytesIO(b"GIF89a....")
+    bad.name = "cat.png"
+    response = as_alice.post(reverse("create-image"), {**TEXT, "image": bad},
+                             headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert "Use a JPEG, PNG or WebP image." in response.content.decode()
+    assert Generation.objects.count() == 0
+
+
+def test_htmx_posts_need_the_csrf_token(alice, api, started):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(alice)
+    assert client.post(reverse("create-text"), TEXT, headers={"HX-Request": "true"}).status_code == 403
+    page = client.get("/")
+    token = page.cookies["csrftoken"].value
+    assert '"X-CSRFToken": "' in page.content.decode()
+    response = client.post(reverse("create-text"), TEXT,
+                           headers={"HX-Request": "true", "X-CSRFToken": token})
+    assert response.status_code == 200
+
+
+# --- Job cards -------------------------------------------------------------------------------
+
+
+def test_another_members_job_is_a_404_everywhere(as_alice, bob, started):
+    theirs = make_generation(bob, status=S.FAILED)
+    for name in ("card", "video", "source-image"):
+        assert as_alice.get(reverse(name, args=[theirs.code]),
+                            headers={"HX-Request": "true"}).status_code == 404
+    for name in ("retry", "cancel"):
+        assert as_alice.post(reverse(name, args=[theirs.code])).status_code == 404
+    assert Generation.objects.count() == 1
+
+
+def test_an_active_card_keeps_polling_and_a_finished_one_stops(as_alice, alice):
+    generation = make_generation(alice, status=S.RUNNING)
+    url = reverse("card", args=[generation.code])
+    active = as_alice.get(url, headers={"HX-Request": "true"})
+    assert 'hx-trigger="every 3s"' in active.content.decode()
+    assert "HX-Trigger" not in active.headers
+    Generation.objects.filter(pk=generation.pk).update(status=S.DONE, video_url="https://cdn/v.mp4")
+    done = as_alice.get(url, headers={"HX-Request": "true"})
+    assert "hx-trigger" not in done.content.decode()
+    assert "<video" in done.content.decode()
+    assert json.loads(done.headers["HX-Trigger"]) == {"balance-changed": {}}
+
+
+def test_without_javascript_a_card_link_leads_to_the_dashboard(as_alice, alice):
+    generation = make_generation(alice)
+    response = as_alice.get(reverse("card", args=[generation.code]))
+    assert response.status_code == 302
+    assert response.url.endswith(f"#job-{generation.code}")
+
+
+def test_a_failed_job_shows_its_reason_and_can_be_tried_again(as_alice, alice, started):
+    failed = make_generation(alice, status=S.FAILED, seed=7, style="anime", aspect_ratio="9:16",
+                             error_message="Your PixVerse account has no credits left.")
+    page = as_alice.get(reverse("card", args=[failed.code]), headers={"HX-Request": "true"})
+    assert "no credits left" in page.content.decode()
+    assert "Try again" in page.content.decode()
+    response = as_alice.post(reverse("retry", args=[failed.code]))
+    assert response.status_code == 302
+    again = Generation.objects.exclude(pk=failed.pk).get()
+    assert (again.status, again.seed, again.style, again.aspect_ratio) == (S.QUEUED, 7, "anime", "9:16")
+    assert again.trace_id != failed.trace_id
+    assert started == [failed.owner_id]
+
+
+def test_an_active_job_can_be_cancelled(as_alice, alice):
+    generation = make_generation(alice)
+    as_alice.post(reverse("cancel", args=[generation.code]))
+    generation.refresh_from_db()
+    assert generation.status == S.CANCELLED
+
+
+def test_the_stored_video_plays_and_downloads(as_alice, alice, settings):
+    from django.core.files.base import ContentFile
+
+    generation = make_generation(alice, status=S.DONE, video_id=99, video_url="https://cdn/v.mp4")
+    generation.video_file.save("v.mp4", ContentFile(b"\x00\x00\x00\x18ftypmp42"), save=True)
+    page = as_alice.get("/").content.decode()
+    assert reverse("video", args=[generation.code]) in page
+    played = as_alice.get(reverse("video", args=[generation.code]))
+    assert played["Content-Type"] == "video/mp4"
+    downloaded = as_alice.get(reverse("video", args=[generation.code]) + "?download=1")
+    assert 'attachment; filename="pixverse-99.mp4"' in downloaded["Content-Disposition"]
+
+
+# --- The key page -------------------------------------------------------------------------------
+
+
+def test_saving_a_key_checks_it_and_stores_it_encrypted(client, bob, api):
+    client.force_login(bob)
+    response = client.post(reverse("api-key"), {"action": "save", "api_key": "  sk-new-key-ZZZZ "},
+                           follow=True)
+    assert "150 credits" in response.content.decode()
+    credential = ApiCredential.objects.get(user=bob)
+    assert credential.last4 == "ZZZZ"
+    assert "sk-new-key" not in credential.encrypted_key
+    assert api.calls[0].request.headers["API-KEY"] == "sk-new-key-ZZZZ"
+    page = client.get(reverse("api-key")).content.decode()
+    assert "••••ZZZZ" in page and "sk-new-key" not in page
+
+
+def test_an_invalid_key_is_refused_next_to_the_field_and_not_stored(client, bob):
+    client.force_login(bob)
+    with responses.RequestsMock() as api:
+        api.get(f"{BASE}/account/balance", status=401, json={"ErrCode": 401, "ErrMsg": "Invalid API Key"})
+        response = client.post(reverse("api-key"), {"action": "save", "api_key": "sk-wrong-9999"})
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "PixVerse does not accept this key" in body
+    assert "sk-wrong-9999" not in body
+    assert not ApiCredential.objects.filter(user=bob).exists()
+
+
+def test_the_key_page_tests_and_removes_the_key(as_alice, alice, api):
+    response = as_alice.post(reverse("api-key"), {"action": "test"}, follow=True)
+    assert "PixVerse accepts your key: 150 credits" in response.content.decode()
+    assert ApiCredential.objects.get().verified_at is not None
+    as_alice.post(reverse("api-key"), {"action": "remove"})
+    assert not ApiCredential.objects.exists()
+
+
+def test_no_page_ever_shows_the_key(as_alice, alice, api, started):
+    make_generation(alice, status=S.FAILED, error_message="x")
+    for url in ("/", reverse("api-key"), "/?mode=image"):
+        assert KEY not in as_alice.get(url).content.decode()
+
+
+# --- Accounts ----------------------------------------------------------------------------------
+
+
+def test_sign_up_is_off_unless_enabled(client, db, settings):
+    settings.PORTAL_SIGNUP_ENABLED = False
+    assert client.get(reverse("signup")).status_code == 404
+    assert "Create an account" not in client.get(reverse("login")).content.decode()
+
+
+def test_sign_up_when_enabled(client, db, settings):
+    settings.PORTAL_SIGNUP_ENABLED = True
+    assert "Create an account" in client.get(reverse("login")).content.decode()
+    response = client.post(reverse("signup"), {"username": "carol", "password1": "a-long-pass-9",
+                                               "password2": "a-long-pass-9"})
+    assert response.status_code == 302
+    assert User.objects.filter(username="carol").exists()
+    bad = client.post(reverse("signup"), {"username": "dave", "password1": "x", "password2": "y"})
+    assert bad.status_code == 400
+
+
+def test_password_reset_sends_an_email(client, alice):
+    response = client.post(reverse("password_reset"), {"email": "alice@example.com"})
+    assert response.status_code == 302
+    assert len(mail.outbox) == 1
+    assert "/accounts/reset/" in mail.outbox[0].body
+
+
+def test_password_change(client, alice):
+    client.force_login(alice)
+    response = client.post(reverse("password_change"), {
+        "old_password": "pw-alice", "new_password1": "n3w-long-pass", "new_password2": "n3w-long-pass"})
+    assert response.status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password("n3w-long-pass")
