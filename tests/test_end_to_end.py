@@ -1,0 +1,189 @@
+"""End to end: a real web server, a real qcluster and the sandbox, driven in Chromium.
+
+A member signs in, saves a PixVerse key, makes a video from a prompt and one
+from an image, and watches each card turn into a playable video without
+reloading the page.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory):
+    """The portal as `./dev run` starts it, on a fresh database; yields (base URL, env)."""
+    data = tmp_path_factory.mktemp("portal")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIXVERSE_", "DATABASE_", "REDIS_", "SANDBOX_"))}
+    env.update(
+        DATA_DIR=str(data), DEBUG="true", PIXVERSE_SANDBOX_ENABLED="true",
+        PIXVERSE_BASE_URL=f"http://127.0.0.1:{port}/sandbox", SANDBOX_GENERATION_SECONDS="3",
+        PORTAL_SIGNUP_ENABLED="true", LOG_LEVEL="WARNING", PYTHONUNBUFFERED="1",
+    )
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT, timeout=120)
+    log = (data / "portal.log").open("w")
+    process = subprocess.Popen([*manage, "runportal", f"127.0.0.1:{port}"], env=env, cwd=ROOT,
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"{base}/accounts/login/", timeout=2)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.3)
+    try:
+        yield base, env
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def sandbox_key(env) -> str:
+    issued = subprocess.run(
+        [sys.executable, str(ROOT / "manage.py"), "sandbox", "issue-key", "--label", "e2e",
+         "--credits", "1000"], env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+    )
+    return issued.stdout.strip()
+
+
+def wait_for_playable_video(page, card_selector: str) -> None:
+    video = page.locator(f"{card_selector} video")
+    video.wait_for(timeout=60_000)
+    page.wait_for_function(
+        "(el) => el.readyState >= 1 && el.duration > 0",
+        arg=video.element_handle(), timeout=30_000,
+    )
+
+
+def test_a_member_makes_videos_from_a_prompt_and_an_image(portal, browser, tmp_path):
+    base, env = portal
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+
+    # Sign up (the local run allows it), which lands on the key page.
+    page.goto(f"{base}/accounts/signup/")
+    page.fill("#id_username", "erin")
+    page.fill("#id_password1", "e2e-long-password")
+    page.fill("#id_password2", "e2e-long-password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/settings/key/")
+
+    # A wrong key is refused next to the field; the right one is saved and masked.
+    page.fill("#id_api_key", "sk-sandbox-not-a-real-key")
+    page.click("main button[type=submit]")
+    assert page.locator(".field.has-error").inner_text().count("does not accept this key") == 1
+    key = sandbox_key(env)
+    page.fill("#id_api_key", key)
+    page.click("main button[type=submit]")
+    page.wait_for_selector("text=Your PixVerse key is saved")
+    assert key not in page.content()
+    assert f"••••{key[-4:]}" in page.content()
+
+    # Text to video: the card appears and becomes a playable video, no reload.
+    page.goto(f"{base}/")
+    page.evaluate("window.notReloaded = true")
+    page.fill("#id_prompt", "A wolf in the snow at dawn")
+    page.select_option("#id_quality", "720p")
+    page.wait_for_selector("text=Estimated cost: 60 credits")
+    page.click("text=Generate video")
+    card = page.locator(".job-card").first
+    card.wait_for()
+    assert "A wolf in the snow at dawn" in card.inner_text()
+    wait_for_playable_video(page, ".job-card.status-done")
+    assert page.evaluate("window.notReloaded") is True
+    assert page.locator("#id_prompt").input_value() == "A wolf in the snow at dawn"
+    # The balance followed the job.
+    page.wait_for_selector("text=940 credits")
+
+    # Image to video, with a preview of the chosen image.
+    picture = tmp_path / "forest.png"
+    Image.new("RGB", (640, 360), "forestgreen").save(picture)
+    page.goto(f"{base}/?mode=image")
+    page.evaluate("window.notReloaded = true")
+    page.set_input_files("#id_image", str(picture))
+    page.wait_for_selector("#image-preview:not([hidden])")
+    page.fill("#id_prompt", "A magical forest")
+    page.click("text=Animate image")
+    page.locator(".job-card", has_text="A magical forest").wait_for()
+    wait_for_playable_video(page, ".job-card.status-done:has-text('A magical forest')")
+    assert page.evaluate("window.notReloaded") is True
+
+    # Our stored copy downloads.
+    download = page.locator(".job-card", has_text="A magical forest").get_by_text("Download")
+    with page.expect_download() as info:
+        download.click()
+    assert info.value.suggested_filename.endswith(".mp4")
+    page.close()
+
+
+def test_pages_work_without_javascript(portal, browser):
+    base, env = portal
+    context = browser.new_context(java_script_enabled=False)
+    page = context.new_page()
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "erin")
+    page.fill("#id_password", "e2e-long-password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    page.fill("#id_prompt", "A lighthouse in a storm")
+    page.select_option("#id_motion_mode", "fast")
+    page.select_option("#id_duration", "8")
+    page.click("text=Generate video")
+    # Refused next to the field, with the prompt kept.
+    assert "Fast motion is available for 5-second videos only." in page.content()
+    assert page.locator("#id_prompt").input_value() == "A lighthouse in a storm"
+    page.select_option("#id_duration", "5")
+    page.click("text=Generate video")
+    page.wait_for_selector("text=Your video is on its way.")
+    # A reload shows the same state the live card would.
+    deadline = time.monotonic() + 60
+    while "status-done" not in page.locator(".job-card", has_text="A lighthouse").first.get_attribute("class"):
+        assert time.monotonic() < deadline, "the job never finished"
+        time.sleep(1)
+        page.reload()
+    context.close()
+
+
+def test_the_served_image_and_video_are_not_public(portal):
+    base, _ = portal
+    anonymous = requests.get(f"{base}/", timeout=5, allow_redirects=False)
+    assert anonymous.status_code == 302
