@@ -25,7 +25,8 @@ import requests
 from django.conf import settings
 from django.core.cache import cache
 from django.core.files.base import ContentFile
-from django.db.models import F, Q
+from django.db.models import Q
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -71,14 +72,16 @@ def work_for_member(user_id: int) -> None:
         return  # another worker has this member's jobs
     budget_ends = time.monotonic() + settings.Q_CLUSTER["timeout"] * 0.75
     client = credential.client()
+    last = None
     try:
         while time.monotonic() < budget_ends:
             credential.renew_worker(WORKER_LEASE)
-            found = work_step(user_id, client)
-            if found is None:
+            did = work_step(user_id, client, after=last)
+            if did is None:
                 break
-            if not found:
+            if not did:
                 _sleep_until_next_due(user_id)
+            last = did or last
     finally:
         credential.release_worker()
     # A job created while we were finishing would otherwise wait for the schedule.
@@ -104,16 +107,29 @@ def _active(user_id: int):
     return Generation.objects.filter(owner_id=user_id, status__in=Generation.ACTIVE)
 
 
-def _due(user_id: int, now: datetime):
+def _due_reads(user_id: int, now: datetime):
+    # The most overdue first: the one most likely to be finished by now.
+    return _active(user_id).filter(
+        status=Generation.Status.RUNNING, next_attempt_at__lte=now
+    ).order_by("next_attempt_at", "created")
+
+
+def _due_submissions(user_id: int, now: datetime):
     due_time = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     return _active(user_id).filter(
-        (Q(status__in=[Generation.Status.QUEUED, Generation.Status.RUNNING]) & due_time)
+        (Q(status=Generation.Status.QUEUED) & due_time)
         | Q(status=Generation.Status.SUBMITTING, claimed_until__lt=now)
-    )
+    ).order_by(Coalesce("next_attempt_at", "created"), "created")
 
 
-def work_step(user_id: int, client: PixVerseClient) -> bool | None:
-    """Do the most overdue thing for this member: True if done, False if nothing due, None if idle."""
+def work_step(user_id: int, client: PixVerseClient, after: str | None = None) -> str | bool | None:
+    """Do the next due thing for this member, and say what: "read" or "submit";
+    False when nothing is due yet; None when the member has no active job.
+
+    When both a status read and a submission are due, they take turns (after
+    is what the previous step did): reads make finished videos appear, and
+    submissions start new ones; neither may starve the other at 1 request/s.
+    """
     now = timezone.now()
     active = _active(user_id)
     for expired in active.filter(created__lt=now - settings.PORTAL_GENERATION_TIMEOUT):
@@ -123,15 +139,16 @@ def work_step(user_id: int, client: PixVerseClient) -> bool | None:
         cache.delete(balance_cache_key(user_id))
     if not active.exists():
         return None
-    generation = (
-        _due(user_id, now)
-        .order_by(F("next_attempt_at").asc(nulls_first=True), "created")
-        .first()
-    )
-    if generation is None:
+    read = _due_reads(user_id, now).first()
+    submission = _due_submissions(user_id, now).first()
+    if read and submission:
+        generation, kind = (submission, "submit") if after == "read" else (read, "read")
+    elif read or submission:
+        generation, kind = (read, "read") if read else (submission, "submit")
+    else:
         return False
     try:
-        if generation.status == Generation.Status.RUNNING:
+        if kind == "read":
             read_status(generation, client)
         else:
             submit(generation, client)
@@ -141,7 +158,7 @@ def work_step(user_id: int, client: PixVerseClient) -> bool | None:
         Generation.objects.filter(pk=generation.pk).update(
             next_attempt_at=timezone.now() + READ_INTERVAL
         )
-    return True
+    return kind
 
 
 def _sleep_until_next_due(user_id: int) -> None:

@@ -156,7 +156,7 @@ def test_a_member_makes_videos_from_a_prompt_and_an_image(portal, browser, tmp_p
 
 
 def test_pages_work_without_javascript(portal, browser):
-    base, env = portal
+    base, _ = portal
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
     page.goto(f"{base}/accounts/login/")
@@ -176,7 +176,8 @@ def test_pages_work_without_javascript(portal, browser):
     page.wait_for_selector("text=Your video is on its way.")
     # A reload shows the same state the live card would.
     deadline = time.monotonic() + 60
-    while "status-done" not in page.locator(".job-card", has_text="A lighthouse").first.get_attribute("class"):
+    card = page.locator(".job-card", has_text="A lighthouse").first
+    while "status-done" not in card.get_attribute("class"):
         assert time.monotonic() < deadline, "the job never finished"
         time.sleep(1)
         page.reload()

@@ -143,7 +143,7 @@ def test_a_worker_that_died_mid_submission_is_replaced_with_the_same_trace_id(qu
     # The first worker claimed it and vanished; its lease lapses.
     queued.claim_submission(timedelta(seconds=-1))
     api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 9}))
-    assert jobs.work_step(queued.owner_id, client()) is True
+    assert jobs.work_step(queued.owner_id, client()) == "submit"
     assert api.calls[0].request.headers["ai-trace-id"] == str(queued.trace_id)
     assert reload(queued).status == S.RUNNING
 
@@ -277,6 +277,22 @@ def test_the_most_overdue_job_is_read_first(alice, api):
     api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
     jobs.work_step(alice.pk, client())
     assert api.calls[0].request.params == {"video_id": "1"}
+
+
+def test_reads_and_submissions_take_turns_when_both_are_due(alice, api):
+    now = timezone.now()
+    Generation.objects.create(owner=alice, kind="text", prompt="running", model="v5", quality="360p",
+                              duration=5, credits=45, status=S.RUNNING, video_id=1,
+                              next_attempt_at=now - timedelta(seconds=1))
+    for prompt in ("queued 1", "queued 2"):
+        Generation.objects.create(owner=alice, kind="text", prompt=prompt, model="v5", quality="360p",
+                                  duration=5, credits=45)
+    api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
+    api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 2}))
+    assert jobs.work_step(alice.pk, client()) == "read"
+    Generation.objects.filter(video_id=1).update(next_attempt_at=now)
+    assert jobs.work_step(alice.pk, client(), after="read") == "submit"
+    assert jobs.work_step(alice.pk, client(), after="submit") == "read"
 
 
 def test_the_first_read_is_timed_by_recent_videos(alice):

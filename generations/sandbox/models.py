@@ -59,6 +59,7 @@ class SandboxAccount(models.Model):
         _("share of videos that end failed"), default=0.0
     )
     last_request_at = models.FloatField(default=0.0, editable=False)
+    request_count = models.PositiveBigIntegerField(_("requests answered"), default=0, editable=False)
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -91,7 +92,7 @@ class SandboxAccount(models.Model):
         now = time.time()
         claimed = SandboxAccount.objects.filter(
             pk=self.pk, last_request_at__lte=now - min_interval
-        ).update(last_request_at=now)
+        ).update(last_request_at=now, request_count=models.F("request_count") + 1)
         return claimed == 1
 
     def running_videos(self) -> int:
