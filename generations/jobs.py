@@ -108,10 +108,10 @@ def _active(user_id: int):
 
 
 def _due_reads(user_id: int, now: datetime):
-    # The most overdue first: the one most likely to be finished by now.
+    # The longest-running first: the one most likely to be finished by now.
     return _active(user_id).filter(
         status=Generation.Status.RUNNING, next_attempt_at__lte=now
-    ).order_by("next_attempt_at", "created")
+    ).order_by("submitted_at", "created")
 
 
 def _due_submissions(user_id: int, now: datetime):
@@ -127,8 +127,11 @@ def work_step(user_id: int, client: PixVerseClient, after: str | None = None) ->
     False when nothing is due yet; None when the member has no active job.
 
     When both a status read and a submission are due, they take turns (after
-    is what the previous step did): reads make finished videos appear, and
-    submissions start new ones; neither may starve the other at 1 request/s.
+    is what the previous step did), except that reads go first while several
+    are waiting and the oldest has run longer than such videos usually take:
+    then videos are most likely ready and unnoticed, and submissions go on at
+    the pace the reads keep up with. Before the portal has seen any video of
+    that kind finish, reads are guesses and never hold submissions back.
     """
     now = timezone.now()
     active = _active(user_id)
@@ -139,10 +142,14 @@ def work_step(user_id: int, client: PixVerseClient, after: str | None = None) ->
         cache.delete(balance_cache_key(user_id))
     if not active.exists():
         return None
-    read = _due_reads(user_id, now).first()
+    reads = list(_due_reads(user_id, now)[:2])
+    read = reads[0] if reads else None
     submission = _due_submissions(user_id, now).first()
     if read and submission:
-        generation, kind = (submission, "submit") if after == "read" else (read, "read")
+        usual = learned_duration(read.quality, read.duration)
+        backlog = len(reads) > 1 and usual is not None and now - read.submitted_at >= usual
+        take_turn = after == "read" and not backlog
+        generation, kind = (submission, "submit") if take_turn else (read, "read")
     elif read or submission:
         generation, kind = (read, "read") if read else (submission, "submit")
     else:
@@ -179,8 +186,8 @@ def _fail_all_without_key(user_id: int) -> None:
 # --- Submitting ----------------------------------------------------------------------------
 
 
-def expected_duration(quality: str, duration: int) -> timedelta:
-    """How long PixVerse takes for such a video, learned from recent ones.
+def learned_duration(quality: str, duration: int) -> timedelta | None:
+    """How long PixVerse takes for such a video, learned from recent ones; None before any.
 
     A little under the median, so that the first read usually finds the video
     just done and rarely a second read is needed.
@@ -192,8 +199,12 @@ def expected_duration(quality: str, duration: int) -> timedelta:
     )
     seconds = [(finished - submitted).total_seconds() for submitted, finished in recent]
     if not seconds:
-        return FIRST_READ_FALLBACK
+        return None
     return timedelta(seconds=max(statistics.median(seconds) * 0.9, 1.0))
+
+
+def expected_duration(quality: str, duration: int) -> timedelta:
+    return learned_duration(quality, duration) or FIRST_READ_FALLBACK
 
 
 def submit(generation: Generation, client: PixVerseClient) -> bool:

@@ -268,12 +268,12 @@ def test_a_job_that_runs_too_long_times_out(running, settings):
     assert reload(running).status == S.TIMED_OUT
 
 
-def test_the_most_overdue_job_is_read_first(alice, api):
+def test_the_longest_running_job_is_read_first(alice, api):
     now = timezone.now()
-    for p, vid, s in (("older", 1, 10), ("newer", 2, 1)):
+    for p, vid, s in (("newer", 2, 10), ("older", 1, 30)):
         Generation.objects.create(owner=alice, kind="text", prompt=p, model="v5", quality="360p",
                                   duration=5, credits=45, status=S.RUNNING, video_id=vid,
-                                  next_attempt_at=now - timedelta(seconds=s))
+                                  submitted_at=now - timedelta(seconds=s), next_attempt_at=now)
     api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
     jobs.work_step(alice.pk, client())
     assert api.calls[0].request.params == {"video_id": "1"}
@@ -293,6 +293,27 @@ def test_reads_and_submissions_take_turns_when_both_are_due(alice, api):
     Generation.objects.filter(video_id=1).update(next_attempt_at=now)
     assert jobs.work_step(alice.pk, client(), after="read") == "submit"
     assert jobs.work_step(alice.pk, client(), after="submit") == "read"
+
+
+def test_reads_of_videos_likely_ready_go_first_while_several_are_waiting(alice, api):
+    now = timezone.now()
+    Generation.objects.create(owner=alice, kind="text", prompt="done before", model="v5",
+                              quality="360p", duration=5, credits=45, status=S.DONE,
+                              submitted_at=now - timedelta(seconds=60),
+                              finished_at=now - timedelta(seconds=50))
+    for video_id in (1, 2):
+        Generation.objects.create(owner=alice, kind="text", prompt="running", model="v5",
+                                  quality="360p", duration=5, credits=45, status=S.RUNNING,
+                                  video_id=video_id, submitted_at=now - timedelta(seconds=20),
+                                  next_attempt_at=now - timedelta(seconds=1))
+    Generation.objects.create(owner=alice, kind="text", prompt="queued", model="v5", quality="360p",
+                              duration=5, credits=45)
+    api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
+    assert jobs.work_step(alice.pk, client(), after="read") == "read"
+    # Without any finished video to learn from, they take turns.
+    Generation.objects.filter(prompt="done before").delete()
+    Generation.objects.filter(status=S.RUNNING).update(next_attempt_at=now)
+    assert jobs.work_step(alice.pk, client(), after="read") == "submit"
 
 
 def test_the_first_read_is_timed_by_recent_videos(alice):

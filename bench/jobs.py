@@ -1,0 +1,139 @@
+"""Benchmark: N jobs on one key, through a real portal (web + qcluster) and the sandbox.
+
+    .venv/bin/python bench/jobs.py [--jobs 20] [--generation-seconds 6]
+
+Starts the portal as `./dev run` does, on a fresh SQLite database, gives one
+member a sandbox key, queues N text-to-video jobs at once and waits until all
+are done. Then it prints a table:
+
+- API calls per finished job, counted by the sandbox (target: at most 3);
+- the time from "ready at the sandbox" to "done in the portal", median and
+  95th percentile (target: median at most 5 s);
+- the total time against the lower bound that 1 request per second sets
+  (target: within 1.25x). Each job needs at least two requests (generate and
+  one status read) and the last submitted job cannot be read before it is
+  ready, so the bound is max(2N - 1, (N - 1) + generation time) seconds.
+"""
+
+import argparse
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--jobs", type=int, default=20)
+    parser.add_argument("--generation-seconds", type=float, default=6.0)
+    args = parser.parse_args()
+
+    data = Path(tempfile.mkdtemp(prefix="pixverse-bench-"))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PIXVERSE_", "DATABASE_", "REDIS_", "SANDBOX_"))}
+    env.update(DATA_DIR=str(data), PIXVERSE_SANDBOX_ENABLED="true", LOG_LEVEL="WARNING",
+               PIXVERSE_BASE_URL=f"http://127.0.0.1:{port}/sandbox",
+               SANDBOX_GENERATION_SECONDS=str(args.generation_seconds), ALLOWED_HOSTS="127.0.0.1")
+    os.environ.update(env)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "pixverse_site.settings"
+    sys.path.insert(0, str(ROOT))
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
+
+    import django
+
+    django.setup()
+    from django.contrib.auth.models import User
+    from django.utils import timezone
+
+    from generations import queue
+    from generations.models import ApiCredential, Generation
+    from generations.sandbox.models import SandboxAccount, SandboxVideo
+
+    account, key = SandboxAccount.issue("bench", credits=100 * args.jobs,
+                                        concurrency_limit=args.jobs)
+    member = User.objects.create_user("bench")
+    credential = ApiCredential(user=member)
+    credential.set_key(key)
+    credential.save()
+
+    portal = subprocess.Popen([*manage, "runportal", f"127.0.0.1:{port}"], env=env, cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
+    try:
+        for _ in range(120):
+            try:
+                requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.5)
+        time.sleep(2)  # let the cluster's workers start
+        started = timezone.now()
+        for n in range(args.jobs):
+            Generation.objects.create(owner=member, kind="text", prompt=f"Bench video {n}",
+                                      model="v5", quality="360p", duration=5, credits=45)
+        queue.start_member_worker(member.pk)
+        deadline = time.monotonic() + 60 + args.jobs * 10 + args.generation_seconds
+        while Generation.objects.filter(status__in=Generation.ACTIVE).exists():
+            if time.monotonic() > deadline:
+                print("timed out waiting for the jobs", file=sys.stderr)
+                return 1
+            time.sleep(0.5)
+    finally:
+        os.killpg(portal.pid, signal.SIGINT)
+        portal.wait(timeout=30)
+
+    jobs = list(Generation.objects.filter(owner=member))
+    done = [g for g in jobs if g.status == Generation.Status.DONE]
+    ready_at = dict(SandboxVideo.objects.values_list("video_id", "ready_at"))
+    account.refresh_from_db()
+    lags = [(g.finished_at - ready_at[g.video_id]).total_seconds() for g in done]
+    total = (max(g.finished_at for g in done) - started).total_seconds()
+    n = args.jobs
+    bound = max(2 * n - 1, (n - 1) + args.generation_seconds)
+    calls = account.request_count / max(1, len(done))
+
+    rows = [
+        ("jobs done / queued", f"{len(done)} / {n}", ""),
+        ("API calls per finished job", f"{calls:.2f}", "<= 3"),
+        ("ready -> done, median", f"{statistics.median(lags):.2f} s", "<= 5 s"),
+        ("ready -> done, 95th percentile", f"{percentile(lags, 0.95):.2f} s", ""),
+        ("total time", f"{total:.1f} s", ""),
+        ("lower bound at 1 request/s", f"{bound:.1f} s", ""),
+        ("total / bound", f"{total / bound:.2f}x", "<= 1.25x"),
+    ]
+    print(f"\nPixVerse jobs benchmark: {n} jobs on one key, sandbox generation time "
+          f"{args.generation_seconds:g} s\n")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure':<{width}}  {'result':>12}  target")
+    print(f"{'-' * width}  {'-' * 12}  ------")
+    for name, value, target in rows:
+        print(f"{name:<{width}}  {value:>12}  {target}")
+    ok = len(done) == n and calls <= 3 and statistics.median(lags) <= 5 and total / bound <= 1.25
+    print("\nall targets met" if ok else "\nsome targets missed")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
