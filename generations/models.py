@@ -8,6 +8,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from generations import crypto
 
@@ -62,6 +63,7 @@ class ApiCredential(models.Model):
     def masked(self) -> str:
         return f"••••{self.last4}"
 
+    @sensitive_variables("raw_key")
     def set_key(self, raw_key: str) -> None:
         raw_key = raw_key.strip()
         self.encrypted_key = crypto.encrypt(raw_key)

@@ -25,6 +25,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.views.decorators.debug import sensitive_variables
 
 from generations import ratelimit
 from generations.images import InvalidImage, check_image
@@ -338,6 +339,7 @@ class PixVerseClient:
     request passes a few seconds and gets RateLimited rather than hanging.
     """
 
+    @sensitive_variables("api_key")
     def __init__(
         self,
         api_key: str,
@@ -454,6 +456,8 @@ class PixVerseClient:
             raw_status=raw, endpoint=endpoint, trace_id=trace_id, details=details,
         )
 
+    # Error pages list a frame's locals; the headers hold the key.
+    @sensitive_variables("headers")
     def _call(
         self,
         method: str,

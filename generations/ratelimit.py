@@ -14,6 +14,7 @@ from functools import cache
 
 from django.conf import settings
 from django.db import transaction
+from django.views.decorators.debug import sensitive_variables
 
 
 class SlotTooFar(Exception):
@@ -24,6 +25,7 @@ class SlotTooFar(Exception):
         self.wait = wait
 
 
+@sensitive_variables("api_key")
 def key_fingerprint(api_key: str) -> str:
     """A stable, one-way name for a key: what the limiter stores instead of the key."""
     return hashlib.sha256(b"pixverse-api-key:" + api_key.encode()).hexdigest()
@@ -83,6 +85,7 @@ def _reserve_in_redis(fingerprint: str, interval: float, max_wait: float | None)
     return float(wait)
 
 
+@sensitive_variables("api_key")
 def wait_for_slot(api_key: str, *, max_wait: float | None = None) -> float:
     """Block until this key may send its next request; return the seconds waited.
 

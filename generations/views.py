@@ -17,6 +17,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
@@ -208,6 +209,7 @@ def source_image(request: HttpRequest, code) -> FileResponse:
 # --- The member's PixVerse key -----------------------------------------------------------------
 
 
+@sensitive_post_parameters("api_key")
 @login_required
 def api_key(request: HttpRequest) -> HttpResponse:
     credential = _credential(request)
@@ -243,6 +245,7 @@ def api_key(request: HttpRequest) -> HttpResponse:
                   status=status)
 
 
+@sensitive_variables()
 def _verify_key(form: ApiKeyForm) -> Balance | None:
     """Check a new key with the balance call; on failure, say why next to the field."""
     from generations.pixverse import PixVerseClient

@@ -76,6 +76,7 @@ MIDDLEWARE = [
 ]
 
 ROOT_URLCONF = "pixverse_site.urls"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "pixverse_site.error_reports.AlwaysSafeExceptionReporterFilter"
 FORM_RENDERER = "generations.forms.PortalFormRenderer"
 WSGI_APPLICATION = "pixverse_site.wsgi.application"
 ASGI_APPLICATION = "pixverse_site.asgi.application"

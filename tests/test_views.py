@@ -362,3 +362,21 @@ def test_password_change(client, alice):
     assert response.status_code == 302
     alice.refresh_from_db()
     assert alice.check_password("n3w-long-pass")
+
+
+def test_a_debug_error_page_does_not_show_the_key(client, bob, settings, monkeypatch):
+    # Django's technical 500 page lists every frame's local variables.
+    settings.DEBUG = True
+    client.raise_request_exception = False
+    client.force_login(bob)
+
+    def broken(self):
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr("generations.pixverse.PixVerseClient.balance", broken)
+    # Built, so that the key is not in this source, which the page shows around the frame.
+    secret = "-".join(["sk", "leak", "me", "7777"])
+    response = client.post(reverse("api-key"), {"action": "save", "api_key": secret})
+    assert response.status_code == 500
+    assert "RuntimeError" in response.content.decode()
+    assert secret not in response.content.decode()
