@@ -46,10 +46,16 @@ from generations.pixverse import (
 
 logger = logging.getLogger(__name__)
 
-# How long a claimed submission stays ours: two calls, each with its wait for a
-# rate-limit slot and its read timeout. Past it, another worker may resend it.
-SUBMIT_LEASE = timedelta(seconds=90)
-WORKER_LEASE = timedelta(seconds=90)
+
+def _lease() -> timedelta:
+    """How long a worker's claim (on a member's jobs, or on one submission) holds.
+
+    Longer than one step can take (a call's wait for its rate-limit slot plus
+    its read timeout); past it, the worker is taken for dead and another
+    takes over: the submission is resent with its own trace id.
+    """
+    return timedelta(seconds=settings.PORTAL_WORKER_LEASE_SECONDS)
+
 READ_INTERVAL = timedelta(seconds=4)  # PixVerse's advice: 3 to 5 s between reads of one job
 FIRST_READ_FALLBACK = timedelta(seconds=5)
 CONCURRENCY_RETRY = timedelta(seconds=15)
@@ -68,14 +74,14 @@ def work_for_member(user_id: int) -> None:
     if credential is None:
         _fail_all_without_key(user_id)
         return
-    if not credential.claim_worker(WORKER_LEASE):
+    if not credential.claim_worker(_lease()):
         return  # another worker has this member's jobs
     budget_ends = time.monotonic() + settings.Q_CLUSTER["timeout"] * 0.75
     client = credential.client()
     last = None
     try:
         while time.monotonic() < budget_ends:
-            credential.renew_worker(WORKER_LEASE)
+            credential.renew_worker(_lease())
             did = work_step(user_id, client, after=last)
             if did is None:
                 break
@@ -209,7 +215,7 @@ def expected_duration(quality: str, duration: int) -> timedelta:
 
 def submit(generation: Generation, client: PixVerseClient) -> bool:
     """Upload the image if needed and start the generation; True if PixVerse took it."""
-    if not generation.claim_submission(SUBMIT_LEASE):
+    if not generation.claim_submission(_lease()):
         return False
     try:
         if generation.kind == Generation.Kind.IMAGE and generation.img_id is None:

@@ -224,6 +224,8 @@ PIXVERSE_MAX_IMAGE_BYTES = env_int("PIXVERSE_MAX_IMAGE_BYTES", 20 * 1024 * 1024,
 
 # A job not finished this long after it was created ends as timed out.
 PORTAL_GENERATION_TIMEOUT = timedelta(minutes=env_int("PORTAL_GENERATION_TIMEOUT_MINUTES", 20, minimum=1))
+# A worker's claim on a member's jobs; past it the worker is taken for dead.
+PORTAL_WORKER_LEASE_SECONDS = env_int("PORTAL_WORKER_LEASE_SECONDS", 90, minimum=5)
 # Submissions that meet passing errors are tried this many times, with backoff.
 PORTAL_MAX_SUBMIT_ATTEMPTS = env_int("PORTAL_MAX_SUBMIT_ATTEMPTS", 5, minimum=1)
 # Our copy of each finished video: at most this big, fetched within this time.
