@@ -58,6 +58,7 @@ COPY pixverse_site/ pixverse_site/
 COPY generations/ generations/
 COPY templates/ templates/
 COPY static/ static/
+COPY locale/ locale/
 
 # Static files are collected into the image, where whitenoise serves them from.
 # Without keys configured, settings write a secret key and an encryption key into

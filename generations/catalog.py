@@ -7,6 +7,8 @@ and the forms use. Sources: ../shared/pixverse/API-NOTES.md, section 2.
 
 from dataclasses import dataclass
 
+from django.utils.translation import gettext_lazy as _
+
 MODELS = ("v3.5", "v4", "v4.5", "v5", "v5.5", "v6")
 DEFAULT_MODEL = "v5"
 QUALITIES = ("360p", "540p", "720p", "1080p")
@@ -14,6 +16,8 @@ DURATIONS = (5, 8)
 ASPECT_RATIOS = ("16:9", "4:3", "1:1", "3:4", "9:16")
 MOTION_MODES = ("normal", "fast")
 STYLES = ("anime", "3d_animation", "clay", "comic", "cyberpunk")
+STYLE_LABELS = {"anime": _("Anime"), "3d_animation": _("3D animation"), "clay": _("Clay"),
+                "comic": _("Comic"), "cyberpunk": _("Cyberpunk")}
 PROMPT_MAX_LENGTH = 2048
 SEED_MAX = 2_147_483_647
 

@@ -1,8 +1,11 @@
 """The portal's forms: generation settings, the source image, a member's API key."""
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 from django.forms.renderers import TemplatesSetting
+from django.utils.functional import lazy
+from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from generations import catalog
@@ -15,12 +18,14 @@ class PortalFormRenderer(TemplatesSetting):
     field_template_name = "forms/field.html"
 
 
+# Labels are made when a form is shown, in the reader's language, not at import.
+_seconds = lazy(lambda n: gettext("%(n)s s") % {"n": n}, str)
+
+
 def _choices(values, labels=None):
     return [(v, (labels or {}).get(v, v)) for v in values]
 
 
-STYLE_LABELS = {"anime": _("Anime"), "3d_animation": _("3D animation"), "clay": _("Clay"),
-                "comic": _("Comic"), "cyberpunk": _("Cyberpunk")}
 MOTION_LABELS = {"normal": _("Normal"), "fast": _("Fast (double cost)")}
 
 
@@ -36,11 +41,11 @@ class GenerationForm(forms.Form):
     quality = forms.ChoiceField(label=_("Quality"), choices=_choices(catalog.QUALITIES),
                                 initial="540p")
     duration = forms.TypedChoiceField(label=_("Duration"), coerce=int, initial=5,
-                                      choices=[(d, _("%(n)s s") % {"n": d}) for d in catalog.DURATIONS])
+                                      choices=[(d, _seconds(d)) for d in catalog.DURATIONS])
     motion_mode = forms.ChoiceField(label=_("Motion"), required=False, initial="normal",
                                     choices=_choices(catalog.MOTION_MODES, MOTION_LABELS))
     style = forms.ChoiceField(label=_("Style"), required=False,
-                              choices=[("", _("None")), *_choices(catalog.STYLES, STYLE_LABELS)])
+                              choices=[("", _("None")), *_choices(catalog.STYLES, catalog.STYLE_LABELS)])
     negative_prompt = forms.CharField(
         label=_("Negative prompt"), required=False, max_length=catalog.PROMPT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("What to keep out of the video")}),
@@ -111,7 +116,7 @@ class TextToVideoForm(GenerationForm):
 
 class ImageToVideoForm(GenerationForm):
     image = forms.FileField(
-        label=_("Image"), help_text=_("JPEG, PNG or WebP, up to 4000x4000 px and 20 MB."),
+        label=_("Image"),
         widget=forms.ClearableFileInput(
             attrs={"accept": "image/jpeg,image/png,image/webp", "data-preview": "image-preview"}
         ),
@@ -120,22 +125,29 @@ class ImageToVideoForm(GenerationForm):
                    "negative_prompt", "seed"]
     kind = "image"
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["image"].help_text = _("JPEG, PNG or WebP, up to %(side)s×%(side)s px and %(mb)s MB.") % {
+            "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": settings.PIXVERSE_MAX_IMAGE_BYTES // 2**20}
+
     def clean_image(self):
         upload = self.cleaned_data["image"]
         data = upload.read()
         try:
             self.image_info = check_image(data)
         except InvalidImage as e:
-            raise forms.ValidationError(_IMAGE_MESSAGES.get(e.code, e.message), code=e.code) from None
+            message = _IMAGE_MESSAGES.get(e.code, e.message) % {
+                "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": settings.PIXVERSE_MAX_IMAGE_BYTES // 2**20}
+            raise forms.ValidationError(message, code=e.code) from None
         upload.seek(0)
         return upload
 
 
 _IMAGE_MESSAGES = {
     "empty": _("The file is empty."),
-    "too_large": _("The file is larger than 20 MB."),
+    "too_large": _("The file is larger than %(mb)s MB."),
     "format": _("Use a JPEG, PNG or WebP image."),
-    "dimensions": _("The image must be at most 4000x4000 pixels."),
+    "dimensions": _("The image must be at most %(side)s×%(side)s pixels."),
     "bomb": _("The image has too many pixels."),
     "damaged": _("The image is damaged or incomplete."),
 }

@@ -28,7 +28,6 @@ from django.core.files.base import ContentFile
 from django.db.models import Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from generations import queue
 from generations.models import ApiCredential, Generation
@@ -142,9 +141,7 @@ def work_step(user_id: int, client: PixVerseClient, after: str | None = None) ->
     now = timezone.now()
     active = _active(user_id)
     for expired in active.filter(created__lt=now - settings.PORTAL_GENERATION_TIMEOUT):
-        expired.mark_failed(
-            _("PixVerse did not finish this video in time."), status=Generation.Status.TIMED_OUT
-        )
+        expired.mark_failed(Generation.Reason.TIMED_OUT, status=Generation.Status.TIMED_OUT)
         cache.delete(balance_cache_key(user_id))
     if not active.exists():
         return None
@@ -186,7 +183,7 @@ def _sleep_until_next_due(user_id: int) -> None:
 
 def _fail_all_without_key(user_id: int) -> None:
     for generation in _active(user_id):
-        generation.mark_failed(_("Add your PixVerse API key in Settings, then try again."))
+        generation.mark_failed(Generation.Reason.NO_KEY)
 
 
 # --- Submitting ----------------------------------------------------------------------------
@@ -246,37 +243,26 @@ def _submission_failed(generation: Generation, error: PixVerseError) -> None:
                    error.kind, error.err_code, error.trace_id)
     if isinstance(error, ConcurrencyLimit):
         # The plan's limit of videos at once: wait for one of them to finish.
-        generation.requeue(timezone.now() + CONCURRENCY_RETRY,
-                           _("Waiting: your PixVerse plan's limit of videos at once is reached."))
+        generation.requeue(timezone.now() + CONCURRENCY_RETRY, Generation.Reason.WAITING)
     elif isinstance(error, InvalidKey):
-        generation.mark_failed(
-            _("PixVerse did not accept your API key. Check it in Settings."), code=error.err_code
-        )
+        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code)
     elif isinstance(error, NoCredits):
-        generation.mark_failed(_("Your PixVerse account has no credits left."), code=error.err_code)
+        generation.mark_failed(Generation.Reason.NO_CREDITS, code=error.err_code)
     elif isinstance(error, ModerationFailed):
-        generation.mark_failed(
-            _("PixVerse's content moderation refused this prompt or image."),
-            code=error.err_code, status=Generation.Status.MODERATED,
-        )
+        generation.mark_failed(Generation.Reason.MODERATED, code=error.err_code,
+                               status=Generation.Status.MODERATED)
     elif isinstance(error, InvalidRequest):
-        generation.mark_failed(
-            _("PixVerse refused the request: %(reason)s") % {"reason": error.err_msg},
-            code=error.err_code,
-        )
+        generation.mark_failed(Generation.Reason.REFUSED, detail=error.err_msg, code=error.err_code)
     elif error.retryable and generation.submit_attempts < settings.PORTAL_MAX_SUBMIT_ATTEMPTS:
         # Backoff 5, 10, 20, 40 s… A timeout after sending keeps the trace id,
         # so the resend returns the video PixVerse may already have started.
         delay = timedelta(seconds=5 * 2 ** (generation.submit_attempts - 1))
-        generation.requeue(timezone.now() + delay, _("PixVerse did not answer; trying again."))
+        generation.requeue(timezone.now() + delay, Generation.Reason.RETRYING)
+    elif isinstance(error, TransportError):
+        generation.mark_failed(Generation.Reason.UNREACHABLE)
     else:
-        generation.mark_failed(
-            _("PixVerse could not be reached; please try again later.")
-            if isinstance(error, TransportError)
-            else _("PixVerse had an error (%(code)s); please try again later.")
-            % {"code": error.err_code or error.http_status},
-            code=error.err_code,
-        )
+        generation.mark_failed(Generation.Reason.SERVER_ERROR, detail=error.err_msg,
+                               code=error.err_code or error.http_status)
     if not generation.is_active:
         cache.delete(balance_cache_key(generation.owner_id))
 
@@ -288,9 +274,7 @@ def read_status(generation: Generation, client: PixVerseClient) -> None:
     try:
         result = client.video_status(generation.video_id)
     except InvalidKey as error:
-        generation.mark_failed(
-            _("PixVerse did not accept your API key. Check it in Settings."), code=error.err_code
-        )
+        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code)
         return
     except PixVerseError as error:
         logger.warning("generation %s: status read failed: %s trace_id=%s", generation.pk,
@@ -304,16 +288,14 @@ def read_status(generation: Generation, client: PixVerseClient) -> None:
             queue.store_video(generation.pk)
         return
     failures = {
-        VideoState.FAILED: (_("PixVerse could not generate this video."), Generation.Status.FAILED),
-        VideoState.MODERATION_FAILED: (
-            _("PixVerse's content moderation blocked this video; its credits are refunded."),
-            Generation.Status.MODERATED,
-        ),
-        VideoState.DELETED: (_("The video was deleted at PixVerse."), Generation.Status.FAILED),
+        VideoState.FAILED: (Generation.Reason.GENERATION_FAILED, Generation.Status.FAILED),
+        VideoState.MODERATION_FAILED: (Generation.Reason.MODERATION_BLOCKED,
+                                       Generation.Status.MODERATED),
+        VideoState.DELETED: (Generation.Reason.DELETED, Generation.Status.FAILED),
     }
     if result.state in failures:
-        message, status = failures[result.state]
-        generation.mark_failed(message, status=status)
+        reason, status = failures[result.state]
+        generation.mark_failed(reason, status=status)
         cache.delete(balance_cache_key(generation.owner_id))
         return
     generation.record_status_read(timezone.now() + READ_INTERVAL)

@@ -10,7 +10,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from generations import crypto
+from generations import catalog, crypto
 
 if TYPE_CHECKING:
     from generations.pixverse import PixVerseClient, VideoRequest
@@ -38,13 +38,14 @@ class ApiCredential(models.Model):
     """
 
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pixverse_credential"
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pixverse_credential",
+        verbose_name=_("member"),
     )
     encrypted_key = models.TextField(editable=False)
     last4 = models.CharField(_("key ends with"), max_length=4, editable=False)
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
-    created = models.DateTimeField(auto_now_add=True)
-    updated = models.DateTimeField(auto_now=True)
+    created = models.DateTimeField(_("added"), auto_now_add=True)
+    updated = models.DateTimeField(_("changed"), auto_now=True)
     # The lease of the worker working through this member's jobs
     # (generations/jobs.py): one worker per key, so no job is read twice at once.
     worker_until = models.DateTimeField(null=True, blank=True, editable=False)
@@ -126,6 +127,26 @@ class Generation(models.Model):
         TIMED_OUT = "timed_out", _("Timed out")
         CANCELLED = "cancelled", _("Cancelled")
 
+    class Reason(models.TextChoices):
+        """Why a job failed or waits. Stored as a code and put into words when
+        shown, so each member reads it in their own language."""
+
+        NO_KEY = "no_key", _("Add your PixVerse API key, then try again.")
+        INVALID_KEY = "invalid_key", _("PixVerse did not accept your API key. Check it on the API key page.")
+        NO_CREDITS = "no_credits", _("Your PixVerse account has no credits left.")
+        MODERATED = "moderated", _("PixVerse's content moderation refused this prompt or image.")
+        MODERATION_BLOCKED = "moderation_blocked", _(
+            "PixVerse's content moderation blocked this video; its credits are refunded."
+        )
+        REFUSED = "refused", _("PixVerse refused the request: %(detail)s")
+        UNREACHABLE = "unreachable", _("PixVerse could not be reached; please try again later.")
+        SERVER_ERROR = "server_error", _("PixVerse had an error (%(code)s); please try again later.")
+        GENERATION_FAILED = "generation_failed", _("PixVerse could not generate this video.")
+        DELETED = "deleted", _("The video was deleted at PixVerse.")
+        TIMED_OUT = "timed_out", _("PixVerse did not finish this video in time.")
+        WAITING = "waiting", _("Waiting: your PixVerse plan's limit of videos at once is reached.")
+        RETRYING = "retrying", _("PixVerse did not answer; trying again.")
+
     ACTIVE = (Status.QUEUED, Status.SUBMITTING, Status.RUNNING)
     TERMINAL = (Status.DONE, Status.FAILED, Status.MODERATED, Status.TIMED_OUT, Status.CANCELLED)
 
@@ -141,7 +162,7 @@ class Generation(models.Model):
     aspect_ratio = models.CharField(_("aspect ratio"), max_length=8, blank=True)
     motion_mode = models.CharField(_("motion mode"), max_length=8, blank=True)
     seed = models.BigIntegerField(_("seed"), null=True, blank=True)
-    style = models.CharField(_("style"), max_length=16, blank=True)
+    style = models.CharField(_("style"), max_length=16, blank=True, choices=catalog.STYLE_LABELS.items())
     source_image = models.FileField(_("source image"), upload_to=_source_path, blank=True)
     credits = models.PositiveIntegerField(_("credits"))
 
@@ -154,8 +175,10 @@ class Generation(models.Model):
     video_file = models.FileField(_("stored video"), upload_to=_video_path, blank=True)
 
     status = models.CharField(_("status"), max_length=12, choices=Status, default=Status.QUEUED)
+    error_reason = models.CharField(_("reason"), max_length=20, choices=Reason, blank=True)
     error_code = models.IntegerField(_("error code"), null=True, blank=True)
-    error_message = models.TextField(_("error"), blank=True)
+    # PixVerse's own words (its ErrMsg), where it gave any.
+    error_message = models.TextField(_("error detail"), blank=True)
 
     created = models.DateTimeField(_("created"), default=timezone.now)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
@@ -188,6 +211,14 @@ class Generation(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
+
+    @property
+    def reason_text(self) -> str:
+        """Why the job failed or waits, in plain words of the current language."""
+        if not self.error_reason:
+            return self.error_message
+        label = str(self.Reason(self.error_reason).label)
+        return label % {"detail": self.error_message, "code": self.error_code or "?"}
 
     @property
     def can_retry(self) -> bool:
@@ -236,11 +267,11 @@ class Generation(models.Model):
             submitted_at=timezone.now(), next_attempt_at=first_read_at, claimed_until=None,
         )
 
-    def requeue(self, retry_at, reason: str = "") -> bool:
+    def requeue(self, retry_at, reason: "Generation.Reason") -> bool:
         """Back to the queue until retry_at (the plan's concurrency limit, a passing fault)."""
         return self._change(
             [self.Status.SUBMITTING], status=self.Status.QUEUED, next_attempt_at=retry_at,
-            claimed_until=None, error_message=reason,
+            claimed_until=None, error_reason=reason, error_message="",
         )
 
     def record_status_read(self, next_read_at) -> bool:
@@ -253,15 +284,15 @@ class Generation(models.Model):
         return self._change(
             [self.Status.RUNNING], status=self.Status.DONE, video_url=video_url,
             finished_at=timezone.now(), next_attempt_at=None, poll_count=models.F("poll_count") + 1,
-            error_code=None, error_message="",
+            error_reason="", error_code=None, error_message="",
         )
 
-    def mark_failed(self, message: str, *, code: int | None = None,
+    def mark_failed(self, reason: "Generation.Reason", *, detail: str = "", code: int | None = None,
                     status: str = Status.FAILED) -> bool:
-        """End the job unsuccessfully: failed, moderated or timed out, with the reason in plain words."""
+        """End the job unsuccessfully: failed, moderated or timed out, and say why."""
         assert status in (self.Status.FAILED, self.Status.MODERATED, self.Status.TIMED_OUT)
         return self._change(
-            self.ACTIVE, status=status, error_code=code, error_message=message,
+            self.ACTIVE, status=status, error_reason=reason, error_code=code, error_message=detail,
             finished_at=timezone.now(), next_attempt_at=None, claimed_until=None,
         )
 

@@ -90,7 +90,7 @@ def test_a_queued_job_waits_for_its_time(queued):
 
 def test_terminal_jobs_do_not_move(queued):
     assert queued.cancel()
-    assert not queued.mark_failed("x")
+    assert not queued.mark_failed(Generation.Reason.GENERATION_FAILED)
     assert not queued.claim_submission(timedelta(seconds=60))
     assert not queued.mark_done("https://x/v.mp4")
     assert reload(queued).status == S.CANCELLED
@@ -154,7 +154,7 @@ def test_the_concurrency_limit_leaves_the_job_queued(queued, api):
     jobs.submit(queued, client())
     queued = reload(queued)
     assert queued.status == S.QUEUED
-    assert "limit" in queued.error_message
+    assert "limit" in queued.reason_text
     assert queued.next_attempt_at >= timezone.now() + timedelta(seconds=10)
 
 
@@ -170,7 +170,7 @@ def test_final_errors_fail_the_job_in_plain_words(queued, api, answer, status, w
     jobs.submit(queued, client())
     queued = reload(queued)
     assert queued.status == status
-    assert words in queued.error_message
+    assert words in queued.reason_text
     assert queued.error_code == answer["ErrCode"]
 
 
@@ -187,7 +187,7 @@ def test_transient_errors_back_off_and_give_up_after_the_cap(queued, api, settin
             delays.append((queued.next_attempt_at - before).total_seconds())
     assert [round(d) for d in delays] == [5, 10]
     assert queued.status == S.FAILED
-    assert "try again later" in queued.error_message
+    assert "try again later" in queued.reason_text
 
 
 def test_an_image_job_uploads_once_then_generates(alice, api):
@@ -215,7 +215,7 @@ def test_a_member_without_a_key_gets_told(db):
     generation = Generation.objects.create(owner=bob, kind="text", prompt="p", model="v5",
                                            quality="360p", duration=5, credits=45)
     jobs.work_for_member(bob.pk)
-    assert "API key" in reload(generation).error_message
+    assert "API key" in reload(generation).reason_text
 
 
 # --- Reading status ----------------------------------------------------------------------
@@ -242,7 +242,7 @@ def test_final_states_end_the_job(running, api, settings, raw, status):
     api.get(f"{BASE}/video/result/77", json=ok({"status": raw, "url": ""}))
     jobs.read_status(running, client())
     assert reload(running).status == status
-    assert reload(running).error_message
+    assert reload(running).reason_text
 
 
 def test_a_running_video_is_read_again_in_3_to_5_seconds(running, api):
@@ -408,3 +408,16 @@ def test_a_failed_download_leaves_the_pixverse_link(done, api):
 def test_trace_ids_are_uuids_chosen_at_creation(queued):
     assert isinstance(queued.trace_id, uuid.UUID)
     assert Generation.objects.get().trace_id == queued.trace_id
+
+
+def test_the_reason_is_put_into_words_in_the_readers_language(queued, api):
+    from django.utils import translation
+
+    api.post(f"{BASE}/video/text/generate", json={"ErrCode": 400017, "ErrMsg": "bad duration"})
+    jobs.submit(queued, client())
+    queued = reload(queued)
+    assert queued.error_reason == Generation.Reason.REFUSED
+    assert queued.reason_text == "PixVerse refused the request: bad duration"
+    with translation.override("ru"):
+        assert "bad duration" in queued.reason_text
+        assert "PixVerse refused" not in queued.reason_text

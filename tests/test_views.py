@@ -254,7 +254,7 @@ def test_without_javascript_a_card_link_leads_to_the_dashboard(as_alice, alice):
 
 def test_a_failed_job_shows_its_reason_and_can_be_tried_again(as_alice, alice, started):
     failed = make_generation(alice, status=S.FAILED, seed=7, style="anime", aspect_ratio="9:16",
-                             error_message="Your PixVerse account has no credits left.")
+                             error_reason=Generation.Reason.NO_CREDITS)
     page = as_alice.get(reverse("card", args=[failed.code]), headers={"HX-Request": "true"})
     assert "no credits left" in page.content.decode()
     assert "Try again" in page.content.decode()
@@ -323,7 +323,7 @@ def test_the_key_page_tests_and_removes_the_key(as_alice, alice, api):
 
 
 def test_no_page_ever_shows_the_key(as_alice, alice, api, started):
-    make_generation(alice, status=S.FAILED, error_message="x")
+    make_generation(alice, status=S.FAILED, error_reason=Generation.Reason.INVALID_KEY)
     for url in ("/", reverse("api-key"), "/?mode=image"):
         assert KEY not in as_alice.get(url).content.decode()
 
