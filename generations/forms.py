@@ -3,6 +3,7 @@
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
 from django.utils.functional import lazy
 from django.utils.translation import gettext
@@ -96,6 +97,13 @@ class GenerationForm(forms.Form):
             return None
         return catalog.credit_cost(params["quality"], params["duration"], params["motion_mode"])
 
+    @staticmethod
+    def initial_from(generation) -> dict:
+        """The settings of an earlier job, to start a new one from."""
+        return {name: getattr(generation, name) for name in (
+            "prompt", "negative_prompt", "model", "quality", "duration", "aspect_ratio",
+            "motion_mode", "seed", "style")} | {"source": generation.code}
+
     def generation_fields(self) -> dict:
         data = self.cleaned_data
         return {
@@ -108,6 +116,7 @@ class GenerationForm(forms.Form):
 
 
 class TextToVideoForm(GenerationForm):
+    source = forms.UUIDField(required=False, widget=forms.HiddenInput)
     aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"), initial="16:9",
                                      choices=_choices(catalog.ASPECT_RATIOS))
     field_order = ["prompt", "model", "quality", "duration", "aspect_ratio", "motion_mode", "style",
@@ -116,22 +125,47 @@ class TextToVideoForm(GenerationForm):
 
 class ImageToVideoForm(GenerationForm):
     image = forms.FileField(
-        label=_("Image"),
+        label=_("Image"), required=False,
         widget=forms.ClearableFileInput(
             attrs={"accept": "image/jpeg,image/png,image/webp", "data-preview": "image-preview"}
         ),
     )
+    # An earlier job whose image to use again when no new file is chosen.
+    source = forms.UUIDField(required=False, widget=forms.HiddenInput)
     field_order = ["image", "prompt", "model", "quality", "duration", "motion_mode", "style",
                    "negative_prompt", "seed"]
     kind = "image"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, sources=None, **kwargs):
+        """sources: the jobs whose images this member may use again."""
         super().__init__(*args, **kwargs)
+        self.sources = sources
+        self.reused = None
         self.fields["image"].help_text = _("JPEG, PNG or WebP, up to %(side)s×%(side)s px and %(mb)s MB.") % {
             "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": settings.PIXVERSE_MAX_IMAGE_BYTES // 2**20}
 
+    def source_generation(self):
+        """The earlier job whose image is offered, if the member may use it."""
+        code = self["source"].value()
+        if not code or self.sources is None:
+            return None
+        try:
+            return self.sources.filter(code=code).exclude(source_image="").first()
+        except ValidationError:
+            return None
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("image") and "image" not in self.errors:
+            self.reused = self.source_generation()
+            if self.reused is None:
+                self.add_error("image", _("Choose an image to animate."))
+        return data
+
     def clean_image(self):
         upload = self.cleaned_data["image"]
+        if not upload:
+            return upload
         data = upload.read()
         try:
             self.image_info = check_image(data)

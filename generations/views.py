@@ -4,6 +4,7 @@ Views are short functions; a member reaches only their own jobs through
 _get_generation_for_user, which turns anyone else's into a 404.
 """
 
+import contextlib
 import logging
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.contrib import messages
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -63,14 +65,21 @@ def _balance(request: HttpRequest, *, refresh: bool = False) -> tuple[Balance | 
     return balance, ""
 
 
-def _dashboard_context(request: HttpRequest, **forms) -> dict:
+def _reusable(request: HttpRequest):
+    """The jobs whose settings and images this member may start from."""
+    return Generation.objects.filter(owner=request.user)
+
+
+def _dashboard_context(request: HttpRequest, start_from: Generation | None = None, **forms) -> dict:
     balance, balance_error = _balance(request)
     known = balance.total if balance else None
+    initial = TextToVideoForm.initial_from(start_from) if start_from else None
     return {
         "balance": balance, "balance_error": balance_error,
         "has_key": _credential(request) is not None,
-        "text_form": forms.get("text_form") or TextToVideoForm(balance=known),
-        "image_form": forms.get("image_form") or ImageToVideoForm(balance=known),
+        "text_form": forms.get("text_form") or TextToVideoForm(balance=known, initial=initial),
+        "image_form": forms.get("image_form") or ImageToVideoForm(
+            balance=known, initial=initial, sources=_reusable(request)),
         "active_form": forms.get("active_form", "text"),
         "generations": Generation.objects.filter(owner=request.user)[:RECENT_JOBS],
     }
@@ -79,9 +88,14 @@ def _dashboard_context(request: HttpRequest, **forms) -> dict:
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    mode = "image" if request.GET.get("mode") == "image" else "text"
-    return render(request, "generations/dashboard.html",
-                  _dashboard_context(request, active_form=mode))
+    """The member's dashboard; ?from=<job> starts the forms from that job's settings."""
+    start_from = None
+    if code := request.GET.get("from"):
+        with contextlib.suppress(ValidationError):
+            start_from = _reusable(request).filter(code=code).first()
+    mode = request.GET.get("mode") or (start_from.kind if start_from else "text")
+    return render(request, "generations/dashboard.html", _dashboard_context(
+        request, start_from=start_from, active_form="image" if mode == "image" else "text"))
 
 
 @login_required
@@ -106,7 +120,8 @@ def estimate(request: HttpRequest) -> HttpResponse:
 
 def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
     balance, _error = _balance(request)
-    form = form_class(request.POST, request.FILES, balance=balance.total if balance else None)
+    extra = {"sources": _reusable(request)} if name == "image" else {}
+    form = form_class(request.POST, request.FILES, balance=balance.total if balance else None, **extra)
     if _credential(request) is None:
         form.add_error(None, _("Add your PixVerse API key in Settings first."))
     if not form.is_valid():
@@ -120,9 +135,11 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
         return render(request, "generations/dashboard.html", context, status=400)
     with transaction.atomic():
         generation = Generation(owner=request.user, **form.generation_fields())
-        if name == "image":
+        if name == "image" and form.cleaned_data["image"]:
             image = form.cleaned_data["image"]
             generation.source_image.save(f"source.{form.image_info.extension}", image, save=False)
+        elif name == "image":
+            generation.source_image = form.reused.source_image.name
         generation.save()
     # After commit, so the worker finds the row (and its trace id) already stored.
     transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
@@ -130,7 +147,8 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
         response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
         return trigger_client_event(response, "generation-created")
     messages.success(request, _("Your video is on its way."))
-    return redirect("dashboard")
+    # The form comes back with the same settings, to change one and go again.
+    return redirect(f"{reverse('dashboard')}?mode={name}&from={generation.code}")
 
 
 @login_required

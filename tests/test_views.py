@@ -380,3 +380,48 @@ def test_a_debug_error_page_does_not_show_the_key(client, bob, settings, monkeyp
     assert response.status_code == 500
     assert "RuntimeError" in response.content.decode()
     assert secret not in response.content.decode()
+
+
+# --- Starting from an earlier job ------------------------------------------------------------
+
+
+def test_the_forms_start_from_an_earlier_jobs_settings(as_alice, alice, bob, api):
+    mine = make_generation(alice, prompt="A fox at dusk", quality="720p", duration=8, seed=42,
+                           style="clay", aspect_ratio="9:16", negative_prompt="blur")
+    page = as_alice.get(f"/?from={mine.code}").content.decode()
+    assert "A fox at dusk</textarea>" in page
+    assert '<option value="720p" selected>' in page
+    assert '<option value="9:16" selected>' in page
+    assert 'value="42"' in page and "blur</textarea>" in page
+    theirs = make_generation(bob, prompt="Not yours")
+    assert "Not yours" not in as_alice.get(f"/?from={theirs.code}").content.decode()
+    assert as_alice.get("/?from=not-a-uuid").status_code == 200
+
+
+def test_after_a_plain_post_the_form_keeps_the_settings(as_alice, api, started):
+    response = as_alice.post(reverse("create-text"), TEXT | {"seed": "7"}, follow=True)
+    page = response.content.decode()
+    assert "A wolf in the snow</textarea>" in page
+    assert 'value="7"' in page
+
+
+def test_an_image_job_can_use_an_earlier_jobs_image(as_alice, alice, api, started):
+    as_alice.post(reverse("create-image"), {**TEXT, "image": png()})
+    first = Generation.objects.get()
+    page = as_alice.get(f"/?from={first.code}").content.decode()
+    assert reverse("source-image", args=[first.code]) in page
+    response = as_alice.post(reverse("create-image"), {**TEXT, "source": str(first.code)})
+    assert response.status_code == 302
+    second = Generation.objects.exclude(pk=first.pk).get()
+    assert second.source_image.name == first.source_image.name
+
+
+def test_an_image_job_needs_an_image(as_alice, alice, bob, api, started):
+    response = as_alice.post(reverse("create-image"), TEXT)
+    assert response.status_code == 400
+    assert "Choose an image to animate." in response.content.decode()
+    theirs = make_generation(bob, kind="image")
+    theirs.source_image.save("x.png", png(), save=True)
+    response = as_alice.post(reverse("create-image"), {**TEXT, "source": str(theirs.code)})
+    assert response.status_code == 400
+    assert Generation.objects.filter(owner=alice).count() == 0
