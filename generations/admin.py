@@ -3,7 +3,7 @@
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from generations.models import ApiCredential
+from generations.models import ApiCredential, Generation
 
 
 @admin.register(ApiCredential)
@@ -20,4 +20,25 @@ class ApiCredentialAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         # A key is added by its owner, who proves it with a balance call.
+        return False
+
+
+@admin.register(Generation)
+class GenerationAdmin(admin.ModelAdmin):
+    list_display = ["created", "owner", "kind", "status", "quality", "duration", "credits", "short_prompt"]
+    list_filter = ["status", "kind", "quality", "model"]
+    search_fields = ["prompt", "=video_id", "=trace_id", "owner__username"]
+    list_select_related = ["owner"]
+    date_hierarchy = "created"
+    # Jobs change only through their own methods (and the workers): no editing here.
+    readonly_fields = [f.name for f in Generation._meta.fields]
+
+    @admin.display(description=_("prompt"))
+    def short_prompt(self, generation: Generation) -> str:
+        return generation.prompt[:60]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -425,3 +425,13 @@ def test_an_image_job_needs_an_image(as_alice, alice, bob, api, started):
     response = as_alice.post(reverse("create-image"), {**TEXT, "source": str(theirs.code)})
     assert response.status_code == 400
     assert Generation.objects.filter(owner=alice).count() == 0
+
+
+def test_staff_see_jobs_in_the_admin_without_keys(client, alice):
+    make_generation(alice, prompt="An admin can find me", video_id=123456789012)
+    User.objects.create_superuser("staff", password="pw")
+    client.login(username="staff", password="pw")
+    page = client.get("/admin/generations/generation/?q=123456789012").content.decode()
+    assert "An admin can find me" in page
+    assert KEY not in page
+    assert client.get("/admin/generations/generation/?status__exact=queued").status_code == 200
