@@ -118,6 +118,15 @@ def estimate(request: HttpRequest) -> HttpResponse:
     return render(request, "generations/dashboard.html#estimate", {"cost": form.cost()})
 
 
+def _card(request: HttpRequest, generation: Generation) -> HttpResponse:
+    return render(request, "generations/dashboard.html#job-card", {"generation": generation})
+
+
+def _start_worker(request: HttpRequest) -> None:
+    # After commit, so the worker finds the new row (and its trace id) already stored.
+    transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
+
+
 def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
     balance, _error = _balance(request)
     extra = {"sources": _reusable(request)} if name == "image" else {}
@@ -141,11 +150,9 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
         elif name == "image":
             generation.source_image = form.reused.source_image.name
         generation.save()
-    # After commit, so the worker finds the row (and its trace id) already stored.
-    transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
+    _start_worker(request)
     if request.htmx:
-        response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
-        return trigger_client_event(response, "generation-created")
+        return _card(request, generation)
     messages.success(request, _("Your video is on its way."))
     # The form comes back with the same settings, to change one and go again.
     return redirect(f"{reverse('dashboard')}?mode={name}&from={generation.code}")
@@ -170,7 +177,7 @@ def card(request: HttpRequest, code) -> HttpResponse:
     generation = _get_generation_for_user(request, code)
     if not request.htmx:
         return redirect(f"{reverse('dashboard')}#job-{generation.code}")
-    response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
+    response = _card(request, generation)
     if not generation.is_active:
         # The card in the page stops polling with this answer; the balance moved.
         response = trigger_client_event(response, "balance-changed")
@@ -186,11 +193,8 @@ def retry(request: HttpRequest, code) -> HttpResponse:
         "kind", "prompt", "negative_prompt", "model", "quality", "duration", "aspect_ratio",
         "motion_mode", "seed", "style", "credits", "source_image", "img_id")}
     generation = Generation.objects.create(owner=request.user, **fields)
-    transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
-    if request.htmx:
-        response = render(request, "generations/dashboard.html#job-card", {"generation": generation})
-        return trigger_client_event(response, "generation-created")
-    return redirect("dashboard")
+    _start_worker(request)
+    return _card(request, generation) if request.htmx else redirect("dashboard")
 
 
 @login_required
@@ -198,9 +202,7 @@ def retry(request: HttpRequest, code) -> HttpResponse:
 def cancel(request: HttpRequest, code) -> HttpResponse:
     generation = _get_generation_for_user(request, code)
     generation.cancel()
-    if request.htmx:
-        return render(request, "generations/dashboard.html#job-card", {"generation": generation})
-    return redirect("dashboard")
+    return _card(request, generation) if request.htmx else redirect("dashboard")
 
 
 @login_required
