@@ -11,6 +11,7 @@ from django.utils.translation import gettext_lazy as _
 
 from generations import catalog
 from generations.images import InvalidImage, check_image
+from generations.models import Generation
 
 
 class PortalFormRenderer(TemplatesSetting):
@@ -202,3 +203,59 @@ class ApiKeyForm(forms.Form):
 
 class SignUpForm(UserCreationForm):
     pass
+
+
+class HistoryFilterForm(forms.Form):
+    """The team history's filters; they live in the URL, so a filtered view can be shared."""
+
+    q = forms.CharField(label=_("Search prompts"), required=False, max_length=200,
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": _("wolf, forest…")}))
+    member = forms.ChoiceField(label=_("Member"), required=False)
+    status = forms.ChoiceField(label=_("Status"), required=False)
+    kind = forms.ChoiceField(label=_("Kind"), required=False)
+    model = forms.ChoiceField(label=_("Model"), required=False,
+                              choices=[("", _("Any model")), *_choices(catalog.MODELS)])
+    quality = forms.ChoiceField(label=_("Quality"), required=False,
+                                choices=[("", _("Any quality")), *_choices(catalog.QUALITIES)])
+    since = forms.DateField(label=_("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label=_("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, *args, members=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [("", _("Everyone")), ("me", _("Me")),
+                                         *[(u.username, u.username) for u in members]]
+        self.fields["status"].choices = [("", _("Any status")), ("active", _("Active")),
+                                         *Generation.Status.choices]
+        self.fields["kind"].choices = [("", _("Any kind")), *Generation.Kind.choices]
+
+    def clean(self):
+        data = super().clean()
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", _("The end date is before the start date."))
+        return data
+
+    def apply(self, generations, user):
+        """These filters applied to a queryset; fields with errors are left out."""
+        data = {name: value for name, value in getattr(self, "cleaned_data", {}).items()
+                if name not in self.errors}
+        member = data.get("member")
+        if member == "me":
+            generations = generations.filter(owner=user)
+        elif member:
+            generations = generations.filter(owner__username=member)
+        if data.get("status") == "active":
+            generations = generations.filter(status__in=Generation.ACTIVE)
+        elif data.get("status"):
+            generations = generations.filter(status=data["status"])
+        for name in ("kind", "model", "quality"):
+            if data.get(name):
+                generations = generations.filter(**{name: data[name]})
+        if data.get("since"):
+            generations = generations.filter(created__date__gte=data["since"])
+        if data.get("until"):
+            generations = generations.filter(created__date__lte=data["until"])
+        if data.get("q"):
+            for word in data["q"].casefold().split():
+                generations = generations.filter(prompt_folded__contains=word)
+        return generations

@@ -5,7 +5,9 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
+from django.db.models.signals import post_delete
+from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
@@ -96,6 +98,12 @@ class ApiCredential(models.Model):
         return True
 
 
+class GenerationQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "GenerationQuerySet":
+        """What a member may see: the team's shared jobs and their own private ones."""
+        return self.filter(models.Q(is_private=False) | models.Q(owner=user))
+
+
 def _source_path(generation: "Generation", filename: str) -> str:
     return f"sources/{generation.code}/{filename}"
 
@@ -165,6 +173,12 @@ class Generation(models.Model):
     style = models.CharField(_("style"), max_length=16, blank=True, choices=catalog.STYLE_LABELS.items())
     source_image = models.FileField(_("source image"), upload_to=_source_path, blank=True)
     credits = models.PositiveIntegerField(_("credits"))
+    # The prompts case-folded, for search: SQLite's LIKE folds only ASCII, and
+    # a team that writes in Russian must find "Маяк" by typing "маяк".
+    prompt_folded = models.TextField(editable=False, blank=True)
+    is_private = models.BooleanField(
+        _("private"), default=False, help_text=_("Private jobs are hidden from the rest of the team.")
+    )
 
     # PixVerse's side. The trace id is chosen when the row is created, before
     # any call: resending the submission with it is never billed twice.
@@ -191,10 +205,14 @@ class Generation(models.Model):
     # died), the submission is resent with the same trace id.
     claimed_until = models.DateTimeField(null=True, blank=True)
 
+    objects = GenerationQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created"]
         indexes = [
             models.Index(fields=["owner", "-created"]),
+            # The team history: newest first over everyone's jobs.
+            models.Index(fields=["-created"], name="generation_newest"),
             # The workers' question "which active job of this member is due?"
             # reads only the few active rows, however long the history grows.
             models.Index(
@@ -207,6 +225,12 @@ class Generation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.prompt[:40]}"
+
+    def save(self, *args, **kwargs) -> None:
+        self.prompt_folded = f"{self.prompt}\n{self.negative_prompt}".casefold()
+        if kwargs.get("update_fields") is not None and "prompt" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "prompt_folded"}
+        super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:
@@ -303,6 +327,29 @@ class Generation(models.Model):
             next_attempt_at=None, claimed_until=None,
         )
 
+    def set_private(self, private: bool) -> None:
+        Generation.objects.filter(pk=self.pk).update(is_private=private)
+        self.is_private = private
+
     def attach_video_file(self, name: str) -> None:
         Generation.objects.filter(pk=self.pk).update(video_file=name)
         self.video_file.name = name
+
+
+@receiver(post_delete, sender=Generation)
+def _remove_stored_files(sender, instance: Generation, **kwargs) -> None:
+    """A deleted job takes its files along, however it was deleted (page, admin, bulk).
+
+    A source image can be shared by jobs made from one another; it goes with
+    the last of them. Files go only once the deletion is committed.
+    """
+    video, source = instance.video_file.name, instance.source_image.name
+
+    def remove() -> None:
+        storage = instance.video_file.storage
+        if video:
+            storage.delete(video)
+        if source and not Generation.objects.filter(source_image=source).exists():
+            storage.delete(source)
+
+    transaction.on_commit(remove)

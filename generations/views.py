@@ -1,7 +1,9 @@
-"""The portal's pages: the dashboard, job cards, the member's key, sign-up.
+"""The portal's pages: the dashboard, job cards, the team history, a job's
+details, the member's key, sign-up.
 
-Views are short functions; a member reaches only their own jobs through
-_get_generation_for_user, which turns anyone else's into a 404.
+Views are short functions. Jobs are reached only through two helpers:
+_get_visible_generation (the team's shared jobs and one's own; anything
+else is a 404) for seeing, and _get_own_generation for changing.
 """
 
 import contextlib
@@ -9,10 +11,11 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -25,7 +28,13 @@ from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import queue
-from generations.forms import ApiKeyForm, ImageToVideoForm, SignUpForm, TextToVideoForm
+from generations.forms import (
+    ApiKeyForm,
+    HistoryFilterForm,
+    ImageToVideoForm,
+    SignUpForm,
+    TextToVideoForm,
+)
 from generations.jobs import balance_cache_key
 from generations.models import ApiCredential, Generation
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
@@ -37,7 +46,13 @@ WEB_MAX_WAIT = 5.0  # seconds a page waits for a rate-limit slot before saying "
 RECENT_JOBS = 24
 
 
-def _get_generation_for_user(request: HttpRequest, code) -> Generation:
+def _get_visible_generation(request: HttpRequest, code) -> Generation:
+    """A job this member may see (the team's shared ones and their own); else 404."""
+    return get_object_or_404(Generation.objects.visible_to(request.user), code=code)
+
+
+def _get_own_generation(request: HttpRequest, code) -> Generation:
+    """A job of this member's own, for changing it; anyone else's is a 404."""
     return get_object_or_404(Generation, code=code, owner=request.user)
 
 
@@ -66,8 +81,8 @@ def _balance(request: HttpRequest, *, refresh: bool = False) -> tuple[Balance | 
 
 
 def _reusable(request: HttpRequest):
-    """The jobs whose settings and images this member may start from."""
-    return Generation.objects.filter(owner=request.user)
+    """The jobs whose settings and images this member may start from (remix)."""
+    return Generation.objects.visible_to(request.user)
 
 
 def _dashboard_context(request: HttpRequest, start_from: Generation | None = None, **forms) -> dict:
@@ -174,7 +189,7 @@ def create_image(request: HttpRequest) -> HttpResponse:
 @require_GET
 @vary_on_headers("HX-Request")
 def card(request: HttpRequest, code) -> HttpResponse:
-    generation = _get_generation_for_user(request, code)
+    generation = _get_visible_generation(request, code)
     if not request.htmx:
         return redirect(f"{reverse('dashboard')}#job-{generation.code}")
     response = _card(request, generation)
@@ -188,7 +203,7 @@ def card(request: HttpRequest, code) -> HttpResponse:
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Try again with the same settings, as a new job with its own trace id."""
-    original = _get_generation_for_user(request, code)
+    original = _get_own_generation(request, code)
     fields = {f: getattr(original, f) for f in (
         "kind", "prompt", "negative_prompt", "model", "quality", "duration", "aspect_ratio",
         "motion_mode", "seed", "style", "credits", "source_image", "img_id")}
@@ -200,7 +215,7 @@ def retry(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, code) -> HttpResponse:
-    generation = _get_generation_for_user(request, code)
+    generation = _get_own_generation(request, code)
     generation.cancel()
     return _card(request, generation) if request.htmx else redirect("dashboard")
 
@@ -209,7 +224,7 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
 @require_GET
 def video(request: HttpRequest, code) -> FileResponse:
     """Our stored copy of the video; members download only what they may see."""
-    generation = _get_generation_for_user(request, code)
+    generation = _get_visible_generation(request, code)
     if not generation.video_file:
         raise Http404
     download = "download" in request.GET
@@ -220,10 +235,74 @@ def video(request: HttpRequest, code) -> FileResponse:
 @login_required
 @require_GET
 def source_image(request: HttpRequest, code) -> FileResponse:
-    generation = _get_generation_for_user(request, code)
+    generation = _get_visible_generation(request, code)
     if not generation.source_image:
         raise Http404
     return FileResponse(generation.source_image.open("rb"))
+
+
+# --- The team's history ----------------------------------------------------------------------
+
+HISTORY_PAGE_SIZE = 24
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def history(request: HttpRequest) -> HttpResponse:
+    """Everyone's shared jobs and the member's own, newest first, filtered by the URL."""
+    members = get_user_model().objects.filter(generations__isnull=False).distinct().order_by("username")
+    form = HistoryFilterForm(request.GET, members=members)
+    form.is_valid()
+    generations = form.apply(
+        Generation.objects.visible_to(request.user).select_related("owner"), request.user
+    )
+    page = Paginator(generations, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"form": form, "page": page}
+    status = 400 if form.errors else 200
+    if request.htmx and request.htmx.target == "results":
+        return render(request, "generations/history.html#results", context, status=status)
+    return render(request, "generations/history.html", context, status=status)
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def detail(request: HttpRequest, code) -> HttpResponse:
+    generation = _get_visible_generation(request, code)
+    context = {"generation": generation, "can_delete": _may_delete(request, generation)}
+    if request.htmx:
+        return render(request, "generations/detail.html#detail-body", context)
+    return render(request, "generations/detail.html", context)
+
+
+def _may_delete(request: HttpRequest, generation: Generation) -> bool:
+    return generation.owner_id == request.user.pk or request.user.is_staff
+
+
+@login_required
+def delete(request: HttpRequest, code) -> HttpResponse:
+    """Delete a job and its stored files (its owner, or staff), after a confirmation page."""
+    generation = _get_visible_generation(request, code)
+    if not _may_delete(request, generation):
+        raise Http404
+    if request.method == "POST":
+        generation.delete()
+        messages.success(request, _("The video is deleted."))
+        return redirect("history")
+    return render(request, "generations/delete.html", {"generation": generation})
+
+
+@login_required
+@require_POST
+def privacy(request: HttpRequest, code) -> HttpResponse:
+    generation = _get_own_generation(request, code)
+    generation.set_private(request.POST.get("private") == "1")
+    if generation.is_private:
+        messages.success(request, _("Only you can see this video now."))
+    else:
+        messages.success(request, _("The team can see this video now."))
+    return redirect("detail", code=generation.code)
 
 
 # --- The member's PixVerse key -----------------------------------------------------------------

@@ -222,14 +222,24 @@ def test_htmx_posts_need_the_csrf_token(alice, api, started):
 # --- Job cards -------------------------------------------------------------------------------
 
 
-def test_another_members_job_is_a_404_everywhere(as_alice, bob, started):
-    theirs = make_generation(bob, status=S.FAILED)
-    for name in ("card", "video", "source-image"):
+def test_another_members_private_job_is_a_404_everywhere(as_alice, bob, started):
+    theirs = make_generation(bob, status=S.FAILED, is_private=True)
+    for name in ("card", "video", "source-image", "detail", "delete"):
         assert as_alice.get(reverse(name, args=[theirs.code]),
                             headers={"HX-Request": "true"}).status_code == 404
-    for name in ("retry", "cancel"):
+    for name in ("retry", "cancel", "privacy", "delete"):
         assert as_alice.post(reverse(name, args=[theirs.code])).status_code == 404
     assert Generation.objects.count() == 1
+
+
+def test_a_team_mates_shared_job_can_be_seen_but_not_changed(as_alice, bob, started):
+    theirs = make_generation(bob, status=S.FAILED)
+    card = as_alice.get(reverse("card", args=[theirs.code]), headers={"HX-Request": "true"})
+    assert card.status_code == 200
+    assert as_alice.get(reverse("detail", args=[theirs.code])).status_code == 200
+    for name in ("retry", "cancel", "privacy", "delete"):
+        assert as_alice.post(reverse(name, args=[theirs.code])).status_code == 404
+    assert Generation.objects.get().status == S.FAILED
 
 
 def test_an_active_card_keeps_polling_and_a_finished_one_stops(as_alice, alice):
@@ -393,7 +403,7 @@ def test_the_forms_start_from_an_earlier_jobs_settings(as_alice, alice, bob, api
     assert '<option value="720p" selected>' in page
     assert '<option value="9:16" selected>' in page
     assert 'value="42"' in page and "blur</textarea>" in page
-    theirs = make_generation(bob, prompt="Not yours")
+    theirs = make_generation(bob, prompt="Not yours", is_private=True)
     assert "Not yours" not in as_alice.get(f"/?from={theirs.code}").content.decode()
     assert as_alice.get("/?from=not-a-uuid").status_code == 200
 
@@ -420,7 +430,7 @@ def test_an_image_job_needs_an_image(as_alice, alice, bob, api, started):
     response = as_alice.post(reverse("create-image"), TEXT)
     assert response.status_code == 400
     assert "Choose an image to animate." in response.content.decode()
-    theirs = make_generation(bob, kind="image")
+    theirs = make_generation(bob, kind="image", is_private=True)
     theirs.source_image.save("x.png", png(), save=True)
     response = as_alice.post(reverse("create-image"), {**TEXT, "source": str(theirs.code)})
     assert response.status_code == 400

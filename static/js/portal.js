@@ -18,3 +18,23 @@ document.addEventListener("change", (event) => {
     preview.removeAttribute("src");
   }
 });
+
+// "Copy prompt": shown only where the clipboard can be used; the prompt stays selectable text.
+function setUpCopyButtons(root) {
+  for (const button of root.querySelectorAll("[data-copy]")) {
+    if (!navigator.clipboard) continue;
+    button.hidden = false;
+    if (button.dataset.ready) continue;
+    button.dataset.ready = "1";
+    button.addEventListener("click", async () => {
+      const source = document.getElementById(button.dataset.copy);
+      await navigator.clipboard.writeText(source.textContent.trim());
+      const label = button.textContent;
+      button.textContent = button.dataset.copied;
+      setTimeout(() => { button.textContent = label; }, 1500);
+    });
+  }
+}
+document.addEventListener("DOMContentLoaded", () => setUpCopyButtons(document));
+// htmx:load fires for every piece of content htmx puts into the page.
+document.addEventListener("htmx:load", (event) => setUpCopyButtons(event.target));
