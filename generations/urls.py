@@ -10,6 +10,7 @@ urlpatterns = [
     path("estimate/", views.estimate, name="estimate"),
     path("settings/key/", views.api_key, name="api-key"),
     path("history/", views.history, name="history"),
+    path("activity/", views.activity, name="activity"),
     path("generations/text/", views.create_text, name="create-text"),
     path("generations/image/", views.create_image, name="create-image"),
     path("generations/<uuid:code>/", views.detail, name="detail"),

@@ -17,10 +17,11 @@ from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import require_GET, require_POST
@@ -303,6 +304,29 @@ def privacy(request: HttpRequest, code) -> HttpResponse:
     else:
         messages.success(request, _("The team can see this video now."))
     return redirect("detail", code=generation.code)
+
+
+# --- Activity: what the page title and notifications show ---------------------------------------
+
+
+@login_required
+@require_GET
+def activity(request: HttpRequest) -> JsonResponse:
+    """The member's running jobs, and those finished since ?since= (an ISO time), for every page."""
+    mine = Generation.objects.filter(owner=request.user)
+    since = parse_datetime(request.GET.get("since", "")) or timezone.now()
+    finished = mine.filter(finished_at__gt=since).order_by("finished_at")[:10]
+    return JsonResponse({
+        "now": timezone.now().isoformat(),
+        "running": mine.filter(status__in=Generation.ACTIVE).count(),
+        "finished": [{
+            "url": reverse("detail", args=[g.code]),
+            "ok": g.status == Generation.Status.DONE,
+            "title": _("Your video is ready") if g.status == Generation.Status.DONE
+            else _("Your video did not finish: %(status)s") % {"status": g.get_status_display()},
+            "prompt": g.prompt[:120],
+        } for g in finished],
+    })
 
 
 # --- The member's PixVerse key -----------------------------------------------------------------

@@ -3,6 +3,7 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("i18n/", include("django.conf.urls.i18n")),
     # Always routed; every sandbox view answers 404 unless PIXVERSE_SANDBOX_ENABLED.
     path("sandbox/", include("generations.sandbox.urls")),
     path("", include("generations.urls")),

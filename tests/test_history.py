@@ -239,3 +239,39 @@ def test_the_owner_makes_a_job_private_and_shares_it_again(as_alice, team):
     assert bob.get(reverse("detail", args=[job.code])).status_code == 404
     as_alice.post(reverse("privacy", args=[job.code]), {"private": "0"})
     assert bob.get(reverse("detail", args=[job.code])).status_code == 200
+
+
+# --- Activity and language ----------------------------------------------------------------------
+
+
+def test_activity_counts_my_running_jobs_and_tells_what_finished(as_alice, team):
+    alice, bob, _ = team
+    before = timezone.now()
+    make(alice, status=S.RUNNING)
+    make(alice, status=S.QUEUED)
+    make(bob, status=S.RUNNING)
+    done = make(alice, prompt="ready now", status=S.DONE, finished_at=timezone.now())
+    make(alice, prompt="long ago", status=S.DONE, finished_at=before - dt.timedelta(hours=1))
+    make(bob, prompt="not mine", status=S.DONE, finished_at=timezone.now())
+    data = as_alice.get(reverse("activity"), {"since": before.isoformat()}).json()
+    assert data["running"] == 2
+    assert [f["prompt"] for f in data["finished"]] == ["ready now"]
+    assert data["finished"][0]["url"] == reverse("detail", args=[done.code])
+    assert data["finished"][0]["title"] == "Your video is ready"
+    again = as_alice.get(reverse("activity"), {"since": data["now"]}).json()
+    assert again["finished"] == []
+
+
+def test_every_page_carries_the_activity_hooks(as_alice):
+    page = as_alice.get(reverse("history")).content.decode()
+    assert f'data-activity-url="{reverse("activity")}"' in page
+    assert 'id="toasts"' in page and 'aria-live="polite"' in page
+
+
+def test_the_language_is_switched_in_the_page(as_alice):
+    page = as_alice.get(reverse("history")).content.decode()
+    assert 'action="/i18n/setlang/"' in page
+    as_alice.post("/i18n/setlang/", {"language": "ru", "next": "/history/"})
+    page = as_alice.get(reverse("history")).content.decode()
+    assert "<h1>История команды</h1>" in page
+    assert '<html lang="ru">' in page

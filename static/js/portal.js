@@ -38,3 +38,85 @@ function setUpCopyButtons(root) {
 document.addEventListener("DOMContentLoaded", () => setUpCopyButtons(document));
 // htmx:load fires for every piece of content htmx puts into the page.
 document.addEventListener("htmx:load", (event) => setUpCopyButtons(event.target));
+
+// Shared filter links stay short: empty fields are left out of the URL.
+document.addEventListener("htmx:configRequest", (event) => {
+  if (!event.detail.elt.closest("[data-drop-empty]")) return;
+  const params = event.detail.parameters;
+  for (const [name, value] of Object.entries(params)) {
+    if (value === "" || value === null) delete params[name];
+  }
+});
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!form.matches("[data-drop-empty]")) return;
+  for (const field of form.elements) {
+    if (field.name && field.value === "") field.disabled = true;
+  }
+  setTimeout(() => { for (const field of form.elements) field.disabled = false; }, 0);
+});
+
+// The language switch applies on choosing; the button is there without JavaScript.
+document.addEventListener("change", (event) => {
+  if (event.target.matches("select[data-autosubmit]")) event.target.form.requestSubmit();
+});
+
+// Activity: the number of running jobs in the title, and a toast (and the browser's own
+// notification, where the member allowed it) when one of the member's jobs finishes.
+(() => {
+  const body = document.body;
+  const url = body && body.dataset.activityUrl;
+  if (!url) return;
+  const baseTitle = document.title;
+  let since = body.dataset.since;
+  const toasts = document.getElementById("toasts");
+  const ask = document.getElementById("notify-ask");
+
+  if ("Notification" in window && Notification.permission === "default" && ask) {
+    ask.hidden = false;
+    ask.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      ask.hidden = true;
+    });
+  }
+
+  function toast(item) {
+    const box = document.createElement("div");
+    box.className = "toast" + (item.ok ? "" : " bad");
+    const link = document.createElement("a");
+    link.href = item.url;
+    link.textContent = item.title;
+    const prompt = document.createElement("p");
+    prompt.textContent = item.prompt;
+    const close = document.createElement("button");
+    close.type = "button";
+    close.className = "close";
+    close.setAttribute("aria-label", toasts.dataset.closeLabel);
+    close.textContent = "×";
+    close.addEventListener("click", () => box.remove());
+    box.append(link, prompt, close);
+    toasts.append(box);
+    setTimeout(() => box.remove(), 12000);
+    if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
+      const note = new Notification(item.title, { body: item.prompt });
+      note.onclick = () => { window.focus(); window.location.href = item.url; };
+    }
+  }
+
+  async function check() {
+    try {
+      const response = await fetch(`${url}?since=${encodeURIComponent(since)}`,
+                                   { headers: { Accept: "application/json" } });
+      if (response.ok) {
+        const data = await response.json();
+        since = data.now;
+        document.title = data.running ? `(${data.running}) ${baseTitle}` : baseTitle;
+        data.finished.forEach(toast);
+      }
+    } catch (error) {
+      // Offline for a moment: try again at the next tick.
+    }
+    setTimeout(check, document.hidden ? 15000 : 5000);
+  }
+  check();
+})();
