@@ -1,8 +1,14 @@
 """Staff views of the portal's data. API keys appear only as their last four characters."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
+from generations import queue
 from generations.models import ApiCredential, Generation
 
 
@@ -23,15 +29,51 @@ class ApiCredentialAdmin(admin.ModelAdmin):
         return False
 
 
+class ApiCredentialInline(admin.StackedInline):
+    model = ApiCredential
+    fields = readonly_fields = ["masked", "verified_at", "updated"]
+    can_delete = True
+    extra = 0
+    max_num = 1
+    verbose_name_plural = _("PixVerse key")
+
+    @admin.display(description=_("key"))
+    def masked(self, credential: ApiCredential) -> str:
+        return credential.masked
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class MemberAdmin(UserAdmin):
+    """Django's user admin, with each member's PixVerse key state (never the key)."""
+
+    inlines = [ApiCredentialInline]
+    list_display = ["username", "email", "is_staff", "is_active", "pixverse_key", "last_login"]
+    list_select_related = ["pixverse_credential"]
+
+    @admin.display(description=_("PixVerse key"))
+    def pixverse_key(self, user) -> str:
+        credential = getattr(user, "pixverse_credential", None)
+        return credential.masked if credential else "—"
+
+
 @admin.register(Generation)
 class GenerationAdmin(admin.ModelAdmin):
     list_display = ["created", "owner", "kind", "status", "quality", "duration", "credits", "short_prompt"]
-    list_filter = ["status", "kind", "quality", "model"]
+    list_filter = ["status", "kind", "quality", "model", "is_private"]
     search_fields = ["prompt", "=video_id", "=trace_id", "owner__username"]
     list_select_related = ["owner"]
     date_hierarchy = "created"
+    actions = ["poll_now", "cancel", "retry"]
     # Jobs change only through their own methods (and the workers): no editing here.
-    readonly_fields = [f.name for f in Generation._meta.fields]
+    exclude = ["prompt_folded"]
+    readonly_fields = [f.name for f in Generation._meta.fields if f.name != "prompt_folded"]
 
     @admin.display(description=_("prompt"))
     def short_prompt(self, generation: Generation) -> str:
@@ -42,3 +84,30 @@ class GenerationAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.action(description=_("Read the status now"), permissions=["view"])
+    def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
+        moved = [g for g in queryset if g.read_soon()]
+        for owner_id in {g.owner_id for g in moved}:
+            queue.start_member_worker(owner_id)
+        self._report(request, len(moved), queryset.count(), _("running"))
+
+    @admin.action(description=_("Cancel"), permissions=["view"])
+    def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
+        done = sum(g.cancel() for g in queryset)
+        self._report(request, done, queryset.count(), _("active"))
+
+    @admin.action(description=_("Try again with the same settings"), permissions=["view"])
+    def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
+        retried = [g.retry() for g in queryset if g.can_retry]
+        for owner_id in {g.owner_id for g in retried}:
+            queue.start_member_worker(owner_id)
+        self._report(request, len(retried), queryset.count(), _("ended unsuccessfully"))
+
+    def _report(self, request: HttpRequest, done: int, chosen: int, needed: str) -> None:
+        self.message_user(request, ngettext("%(done)d of %(chosen)d job done.",
+                                            "%(done)d of %(chosen)d jobs done.", chosen)
+                          % {"done": done, "chosen": chosen})
+        if done < chosen:
+            skipped = _("The others were skipped: the action needs jobs that are %(needed)s.")
+            self.message_user(request, skipped % {"needed": needed}, messages.WARNING)

@@ -327,6 +327,17 @@ class Generation(models.Model):
             next_attempt_at=None, claimed_until=None,
         )
 
+    def retry(self) -> "Generation":
+        """A new job with the same settings (and image), with its own trace id."""
+        fields = ("owner", "kind", "prompt", "negative_prompt", "model", "quality", "duration",
+                  "aspect_ratio", "motion_mode", "seed", "style", "credits", "source_image",
+                  "is_private")
+        return Generation.objects.create(**{name: getattr(self, name) for name in fields})
+
+    def read_soon(self) -> bool:
+        """Have the member's worker read this running job's status at its next step."""
+        return self._change([self.Status.RUNNING], next_attempt_at=timezone.now())
+
     def set_private(self, private: bool) -> None:
         Generation.objects.filter(pk=self.pk).update(is_private=private)
         self.is_private = private

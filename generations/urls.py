@@ -11,6 +11,7 @@ urlpatterns = [
     path("settings/key/", views.api_key, name="api-key"),
     path("history/", views.history, name="history"),
     path("activity/", views.activity, name="activity"),
+    path("usage/", views.usage, name="usage"),
     path("generations/text/", views.create_text, name="create-text"),
     path("generations/image/", views.create_image, name="create-image"),
     path("generations/<uuid:code>/", views.detail, name="detail"),

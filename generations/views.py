@@ -11,6 +11,7 @@ import logging
 
 from django.conf import settings
 from django.contrib import messages
+from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
@@ -39,6 +40,7 @@ from generations.forms import (
 from generations.jobs import balance_cache_key
 from generations.models import ApiCredential, Generation
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
+from generations.usage import team_usage
 
 logger = logging.getLogger(__name__)
 
@@ -204,11 +206,7 @@ def card(request: HttpRequest, code) -> HttpResponse:
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Try again with the same settings, as a new job with its own trace id."""
-    original = _get_own_generation(request, code)
-    fields = {f: getattr(original, f) for f in (
-        "kind", "prompt", "negative_prompt", "model", "quality", "duration", "aspect_ratio",
-        "motion_mode", "seed", "style", "credits", "source_image", "img_id")}
-    generation = Generation.objects.create(owner=request.user, **fields)
+    generation = _get_own_generation(request, code).retry()
     _start_worker(request)
     return _card(request, generation) if request.htmx else redirect("dashboard")
 
@@ -327,6 +325,15 @@ def activity(request: HttpRequest) -> JsonResponse:
             "prompt": g.prompt[:120],
         } for g in finished],
     })
+
+
+# --- Staff -----------------------------------------------------------------------------------------
+
+
+@staff_member_required
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    return render(request, "generations/usage.html", {"usage": team_usage()})
 
 
 # --- The member's PixVerse key -----------------------------------------------------------------

@@ -1,0 +1,119 @@
+"""Staff: the admin (members with key state, job actions) and the team usage page."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.auth.models import User
+from django.urls import reverse
+from django.utils import timezone
+
+from generations.models import ApiCredential, Generation
+from generations.usage import team_usage
+
+S = Generation.Status
+KEY = "sk-staff-test-key-QQQQ"
+
+
+@pytest.fixture
+def staff(client, db):
+    user = User.objects.create_superuser("staff", password="pw")
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def alice(db):
+    user = User.objects.create_user("alice")
+    credential = ApiCredential(user=user)
+    credential.set_key(KEY)
+    credential.save()
+    return user
+
+
+@pytest.fixture
+def started(monkeypatch):
+    calls = []
+    monkeypatch.setattr("generations.queue.start_member_worker", calls.append)
+    return calls
+
+
+def make(owner, **fields):
+    values = {"kind": "text", "prompt": "A wolf", "model": "v5", "quality": "360p", "duration": 5,
+              "credits": 45} | fields
+    return Generation.objects.create(owner=owner, **values)
+
+
+def test_members_are_listed_with_their_keys_last_four_only(staff, alice):
+    page = staff.get("/admin/auth/user/").content.decode()
+    assert "••••QQQQ" in page and KEY not in page
+    detail = staff.get(f"/admin/auth/user/{alice.pk}/change/").content.decode()
+    assert "••••QQQQ" in detail and KEY not in detail
+    assert ApiCredential.objects.get().encrypted_key not in detail
+
+
+def act(staff, action, jobs):
+    return staff.post("/admin/generations/generation/", {
+        "action": action, "_selected_action": [str(j.pk) for j in jobs]}, follow=True)
+
+
+def test_poll_now_hands_running_jobs_to_the_members_worker(staff, alice, started):
+    running = make(alice, status=S.RUNNING, next_attempt_at=timezone.now() + dt.timedelta(minutes=5))
+    done = make(alice, status=S.DONE)
+    response = act(staff, "poll_now", [running, done])
+    running.refresh_from_db()
+    assert running.next_attempt_at <= timezone.now()
+    assert started == [alice.pk]
+    assert "1 of 2 jobs done." in response.content.decode()
+
+
+def test_cancel_and_retry_from_the_admin(staff, alice, started):
+    queued = make(alice)
+    failed = make(alice, status=S.FAILED, seed=5)
+    act(staff, "cancel", [queued])
+    queued.refresh_from_db()
+    assert queued.status == S.CANCELLED
+    act(staff, "retry", [failed])
+    again = Generation.objects.exclude(pk__in=[queued.pk, failed.pk]).get()
+    assert (again.status, again.seed, again.owner) == (S.QUEUED, 5, alice)
+    assert again.trace_id != failed.trace_id
+    assert started == [alice.pk]
+
+
+def test_the_admin_lists_background_tasks_and_sandbox_accounts(staff):
+    for url in ("/admin/django_q/success/", "/admin/django_q/failure/", "/admin/django_q/schedule/",
+                "/admin/sandbox/sandboxaccount/"):
+        assert staff.get(url).status_code == 200, url
+    assert "pixverse-dispatch-workers" in staff.get("/admin/django_q/schedule/").content.decode()
+
+
+def test_usage_counts_credits_of_finished_jobs_per_member_and_week(alice, db):
+    bob = User.objects.create_user("bob")
+    now = timezone.now()
+    make(alice, status=S.DONE, credits=45, finished_at=now)
+    make(alice, status=S.DONE, credits=120, finished_at=now)
+    make(alice, status=S.DONE, credits=60, finished_at=now - dt.timedelta(weeks=1))
+    make(bob, status=S.DONE, credits=90, finished_at=now)
+    make(bob, status=S.FAILED, credits=240, finished_at=now)
+    make(bob, status=S.MODERATED, credits=240, finished_at=now)
+    make(bob, status=S.DONE, credits=999, finished_at=now - dt.timedelta(weeks=20))
+    usage = team_usage()
+    this_week = usage.weeks[-1]
+    assert usage.members == ["alice", "bob"]
+    assert usage.spent[("alice", this_week)] == 165
+    assert usage.spent[("alice", usage.weeks[-2])] == 60
+    assert usage.member_total("bob") == 90
+    assert usage.total == 315
+    assert dict(usage.by_status)["Done"] == 5
+    bars = usage.bars()
+    assert max(b.y + b.height for b in bars) == pytest.approx(240)
+    assert min(b.y for b in bars) == pytest.approx(0)  # the busiest week fills the chart
+
+
+def test_the_usage_page_is_for_staff_only(client, alice, staff):
+    make(alice, status=S.DONE, credits=45, finished_at=timezone.now())
+    page = staff.get(reverse("usage")).content.decode()
+    assert "<svg" in page and 'role="img"' in page and "<rect" in page
+    assert "Credits spent in the last 8 weeks: 45" in page
+    client.force_login(alice)
+    response = client.get(reverse("usage"))
+    assert response.status_code == 302 and "/admin/login/" in response.url
