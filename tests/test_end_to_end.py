@@ -188,3 +188,75 @@ def test_the_served_image_and_video_are_not_public(portal):
     base, _ = portal
     anonymous = requests.get(f"{base}/", timeout=5, allow_redirects=False)
     assert anonymous.status_code == 302
+
+
+def django_shell(env, code: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-c", f"import django; django.setup()\n{code}"],
+        env={**env, "DJANGO_SETTINGS_MODULE": "pixverse_site.settings"},
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_a_member_filters_the_team_history_and_remixes_a_team_mates_video(portal, browser):
+    base, env = portal
+    django_shell(env, """
+from django.contrib.auth.models import User
+from django.utils import timezone
+from generations.models import ApiCredential, Generation
+from generations.sandbox.models import SandboxAccount
+for name in ("frank", "gina"):
+    user = User.objects.create_user(name, password="e2e-long-password")
+    _, key = SandboxAccount.issue(name, credits=1000)
+    credential = ApiCredential(user=user)
+    credential.set_key(key)
+    credential.save()
+frank = User.objects.get(username="frank")
+common = dict(owner=frank, kind="text", model="v4.5", duration=5, credits=60, status="done",
+              finished_at=timezone.now())
+Generation.objects.create(prompt="A lighthouse at night", quality="720p", seed=77, **common)
+Generation.objects.create(prompt="A red balloon over the city", quality="360p", **common)
+Generation.objects.create(prompt="Frank's private lighthouse sketch", quality="360p", is_private=True,
+                          **common)
+""")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", "gina")
+    page.fill("#id_password", "e2e-long-password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+
+    page.goto(f"{base}/history/")
+    page.evaluate("window.notReloaded = true")
+    page.select_option("#id_member", "frank")
+    page.wait_for_url("**/history/?member=frank")
+    cards = page.locator("#results .job-card")
+    cards.first.wait_for()
+    assert cards.count() == 2  # the private one stays hidden
+    page.fill("#id_q", "lighthouse")
+    page.wait_for_url("**q=lighthouse**")
+    page.wait_for_function("document.querySelectorAll('#results .job-card').length === 1")
+    assert "A lighthouse at night" in cards.first.inner_text()
+    assert "private lighthouse sketch" not in page.content()
+    assert page.evaluate("window.notReloaded") is True
+    # The filtered view is a link that can be shared.
+    shared = browser.new_page()
+    shared.context.add_cookies(page.context.cookies())
+    shared.goto(page.url)
+    assert shared.locator("#results .job-card").count() == 1
+    shared.close()
+
+    # Remix: the form opens with frank's settings; gina submits it as her own video.
+    cards.first.get_by_text("Remix").click()
+    page.wait_for_url(f"{base}/?mode=text&from=*")
+    assert page.locator("#id_prompt").input_value() == "A lighthouse at night"
+    assert page.locator("#id_quality").input_value() == "720p"
+    assert page.locator("#id_model").input_value() == "v4.5"
+    assert page.locator("#id_seed").input_value() == "77"
+    page.click("text=Generate video")
+    mine = page.locator("#job-list .job-card", has_text="A lighthouse at night").first
+    mine.wait_for()
+    wait_for_playable_video(page, "#job-list .job-card.status-done")
+    page.close()
