@@ -16,7 +16,6 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -39,6 +38,7 @@ from generations.forms import (
 )
 from generations.jobs import balance_cache_key
 from generations.models import ApiCredential, Generation
+from generations.paging import page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
 from generations.usage import team_usage
 
@@ -250,13 +250,13 @@ HISTORY_PAGE_SIZE = 24
 @vary_on_headers("HX-Request")
 def history(request: HttpRequest) -> HttpResponse:
     """Everyone's shared jobs and the member's own, newest first, filtered by the URL."""
-    members = get_user_model().objects.filter(generations__isnull=False).distinct().order_by("username")
+    members = get_user_model().objects.filter(is_active=True).order_by("username")
     form = HistoryFilterForm(request.GET, members=members)
     form.is_valid()
     generations = form.apply(
         Generation.objects.visible_to(request.user).select_related("owner"), request.user
     )
-    page = Paginator(generations, HISTORY_PAGE_SIZE).get_page(request.GET.get("page"))
+    page = page_of(generations, request.GET.get("page"), HISTORY_PAGE_SIZE)
     context = {"form": form, "page": page}
     status = 400 if form.errors else 200
     if request.htmx and request.htmx.target == "results":

@@ -275,3 +275,18 @@ def test_the_language_is_switched_in_the_page(as_alice):
     page = as_alice.get(reverse("history")).content.decode()
     assert "<h1>История команды</h1>" in page
     assert '<html lang="ru">' in page
+
+
+def test_the_total_is_counted_only_up_to_a_cap(as_alice, team, monkeypatch):
+    monkeypatch.setattr("generations.paging.COUNT_CAP", 5)
+    for n in range(8):
+        make(team[1], prompt=f"bob {n}")
+    page = as_alice.get(reverse("history")).content.decode()
+    assert "More than 5 videos" in page
+    assert "1 video" in as_alice.get(reverse("history"), {"q": "bob 7"}).content.decode()
+
+
+def test_a_page_number_that_is_not_a_number_shows_the_first_page(as_alice, team):
+    make(team[1], prompt="only one")
+    assert listed(as_alice.get(reverse("history"), {"page": "x"})) == {"only one"}
+    assert listed(as_alice.get(reverse("history"), {"page": "99"})) == set()

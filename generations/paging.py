@@ -1,0 +1,55 @@
+"""Paging through the team history without counting the whole table.
+
+Django's Paginator counts every matching row on every page view, which grows
+with the history; here a page fetches one row more than it shows to know
+whether there is a next one, and the total is counted only up to a cap.
+"""
+
+from dataclasses import dataclass
+
+from django.db.models import QuerySet
+
+COUNT_CAP = 1000
+
+
+@dataclass
+class Page:
+    items: list
+    number: int
+    has_next: bool
+    total: int  # up to COUNT_CAP + 1
+    count_is_capped: bool
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def has_other_pages(self) -> bool:
+        return self.has_next or self.has_previous
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+
+def page_of(queryset: QuerySet, number: str | int | None, size: int) -> Page:
+    try:
+        number = max(1, int(number or 1))
+    except ValueError:
+        number = 1
+    start = (number - 1) * size
+    rows = list(queryset[start:start + size + 1])
+    total = queryset[:COUNT_CAP + 1].count()
+    return Page(items=rows[:size], number=number, has_next=len(rows) > size,
+                total=min(total, COUNT_CAP), count_is_capped=total > COUNT_CAP)
