@@ -32,7 +32,7 @@ class SandboxAccount(models.Model):
         REAL = "real", _("Real service (six-digit ErrCodes in HTTP 200)")
         SPEC = "spec", _("Spec (ErrCode 403 / 500 with the same HTTP status)")
 
-    account_id = models.BigIntegerField(unique=True, default=new_id)
+    account_id = models.BigIntegerField(_("account id"), unique=True, default=new_id)
     label = models.CharField(_("label"), max_length=100)
     key_hash = models.CharField(max_length=64, unique=True, editable=False)
     key_last4 = models.CharField(_("key ends with"), max_length=4, editable=False)
@@ -60,7 +60,7 @@ class SandboxAccount(models.Model):
     )
     last_request_at = models.FloatField(default=0.0, editable=False)
     request_count = models.PositiveBigIntegerField(_("requests answered"), default=0, editable=False)
-    created = models.DateTimeField(auto_now_add=True)
+    created = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("sandbox account")
@@ -106,13 +106,18 @@ class SandboxAccount(models.Model):
 
 
 class SandboxImage(models.Model):
-    img_id = models.BigIntegerField(unique=True, default=new_id)
-    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="images")
-    file = models.FileField(upload_to="sandbox/images/")
-    format = models.CharField(max_length=8)
-    width = models.PositiveIntegerField()
-    height = models.PositiveIntegerField()
-    created = models.DateTimeField(auto_now_add=True)
+    img_id = models.BigIntegerField(_("image id"), unique=True, default=new_id)
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="images",
+                                verbose_name=_("account"))
+    file = models.FileField(_("file"), upload_to="sandbox/images/")
+    format = models.CharField(_("format"), max_length=8)
+    width = models.PositiveIntegerField(_("width"))
+    height = models.PositiveIntegerField(_("height"))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox image")
+        verbose_name_plural = _("sandbox images")
 
     def __str__(self) -> str:
         return f"image {self.img_id}"
@@ -124,21 +129,25 @@ class SandboxVideo(models.Model):
         FAILED = "failed", _("failed")
         MODERATED = "moderated", _("moderation failed")
 
-    video_id = models.BigIntegerField(unique=True, default=new_id)
-    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="videos")
-    trace_id = models.CharField(max_length=100)
-    kind = models.CharField(max_length=8)  # "text" or "image"
-    image = models.ForeignKey(SandboxImage, null=True, blank=True, on_delete=models.SET_NULL)
-    params = models.JSONField(default=dict)
-    credits = models.IntegerField()
-    outcome = models.CharField(max_length=10, choices=Outcome)
-    created = models.DateTimeField(default=timezone.now)
-    ready_at = models.DateTimeField()
-    deleted = models.BooleanField(default=False)
+    video_id = models.BigIntegerField(_("video id"), unique=True, default=new_id)
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="videos",
+                                verbose_name=_("account"))
+    trace_id = models.CharField(_("trace id"), max_length=100)
+    kind = models.CharField(_("kind"), max_length=8)  # "text" or "image"
+    image = models.ForeignKey(SandboxImage, null=True, blank=True, on_delete=models.SET_NULL,
+                              verbose_name=_("image"))
+    params = models.JSONField(_("parameters"), default=dict)
+    credits = models.IntegerField(_("credits"))
+    outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome)
+    created = models.DateTimeField(_("created"), default=timezone.now)
+    ready_at = models.DateTimeField(_("ready at"))
+    deleted = models.BooleanField(_("deleted"), default=False)
     # Moderation failures are refunded, as on the real service: once.
-    refunded = models.BooleanField(default=False)
+    refunded = models.BooleanField(_("refunded"), default=False)
 
     class Meta:
+        verbose_name = _("sandbox video")
+        verbose_name_plural = _("sandbox videos")
         constraints = [
             # The ai-trace-id is an idempotency key: one submission per id.
             models.UniqueConstraint(fields=["account", "trace_id"], name="sandbox_one_video_per_trace")
