@@ -235,6 +235,11 @@ class HistoryFilterForm(forms.Form):
             self.add_error("until", _("The end date is before the start date."))
         return data
 
+    def more_filters_set(self) -> bool:
+        """Whether any filter beyond search and member is set (or wrong): then they show."""
+        names = ("status", "kind", "model", "quality", "since", "until")
+        return any(self.data.get(name) for name in names) or any(n in self.errors for n in names)
+
     def apply(self, generations, user):
         """These filters applied to a queryset; fields with errors are left out."""
         data = {name: value for name, value in getattr(self, "cleaned_data", {}).items()

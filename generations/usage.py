@@ -45,6 +45,11 @@ class TeamUsage:
     def total(self) -> int:
         return sum(self.spent.values())
 
+    @property
+    def busiest_week(self) -> int:
+        """The chart's scale: the most credits spent in one week."""
+        return max((self.week_total(w) for w in self.weeks), default=0)
+
     def rows(self) -> list[tuple[str, list[int], int]]:
         """Per member: the credits of each week and the total, for the table."""
         return [(m, [self.spent.get((m, w), 0) for w in self.weeks], self.member_total(m))
@@ -55,7 +60,7 @@ class TeamUsage:
 
     def bars(self, width: float = 640, height: float = 240, gap: float = 12) -> list[Bar]:
         """Stacked bars, one per week, one segment per member, in chart coordinates."""
-        tallest = max((self.week_total(w) for w in self.weeks), default=0) or 1
+        tallest = self.busiest_week or 1
         slot = width / max(len(self.weeks), 1)
         colors = dict(self.colors())
         bars = []
