@@ -30,7 +30,8 @@ def measure(size: int, repeat: int) -> dict[str, tuple[float, float, int]]:
     data = Path(tempfile.mkdtemp(prefix=f"pixverse-history-{size}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
     env.update(DATA_DIR=str(data), DJANGO_SETTINGS_MODULE="pixverse_site.settings",
-               LOG_LEVEL="WARNING", ALLOWED_HOSTS="testserver")
+               LOG_LEVEL="WARNING", ALLOWED_HOSTS="testserver", STATIC_HASHED="false",
+               SECURE_SSL_REDIRECT="false")
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], env=env,
                    check=True, cwd=ROOT)
     child = subprocess.run([sys.executable, __file__, "--child", str(size), "--repeat", str(repeat)],

@@ -1,8 +1,11 @@
 """The portal's forms: generation settings, the source image, a member's API key."""
 
+import hashlib
+
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
 from django.utils.functional import lazy
@@ -264,3 +267,35 @@ class HistoryFilterForm(forms.Form):
             for word in data["q"].casefold().split():
                 generations = generations.filter(prompt_folded__contains=word)
         return generations
+
+
+class ThrottledAuthenticationForm(AuthenticationForm):
+    """Django's sign-in form, refusing an account and address after repeated failures.
+
+    Counted per username and client address together, so one attacker cannot
+    lock a member out from everywhere, and per window (PORTAL_LOGIN_WINDOW_SECONDS).
+    """
+
+    throttled = False
+
+    def _counter_key(self) -> str:
+        username = (self.data.get("username") or "").casefold()
+        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
+        digest = hashlib.sha256(f"{username}|{address}".encode()).hexdigest()
+        return f"login-failures:{digest}"
+
+    def clean(self):
+        key = self._counter_key()
+        if cache.get(key, 0) >= settings.PORTAL_LOGIN_ATTEMPTS:
+            self.throttled = True
+            minutes = max(1, settings.PORTAL_LOGIN_WINDOW_SECONDS // 60)
+            raise ValidationError(
+                _("Too many failed sign-ins. Try again in %(minutes)s minutes."),
+                code="throttled", params={"minutes": minutes},
+            )
+        try:
+            return super().clean()
+        except ValidationError:
+            if not cache.add(key, 1, settings.PORTAL_LOGIN_WINDOW_SECONDS):
+                cache.incr(key)
+            raise

@@ -30,7 +30,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from generations import queue
-from generations.models import ApiCredential, Generation
+from generations.models import ApiCredential, Generation, WorkerHeartbeat
 from generations.pixverse import (
     ConcurrencyLimit,
     InvalidKey,
@@ -42,6 +42,7 @@ from generations.pixverse import (
     TransportError,
     VideoState,
 )
+from pixverse_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def work_for_member(user_id: int) -> None:
 
 def dispatch_workers() -> int:
     """Start a worker for every member with active jobs (the schedule's task); how many."""
+    WorkerHeartbeat.beat()
     user_ids = set(
         Generation.objects.filter(status__in=Generation.ACTIVE).values_list("owner_id", flat=True)
     )
@@ -158,10 +160,11 @@ def work_step(user_id: int, client: PixVerseClient, after: str | None = None) ->
     else:
         return False
     try:
-        if kind == "read":
-            read_status(generation, client)
-        else:
-            submit(generation, client)
+        with log_context(generation_id=generation.pk, trace_id=str(generation.trace_id)):
+            if kind == "read":
+                read_status(generation, client)
+            else:
+                submit(generation, client)
     except Exception:
         # One bad job must not stop the member's others; it is tried again when due.
         logger.exception("generation %s: unexpected error", generation.pk)
@@ -306,6 +309,11 @@ def read_status(generation: Generation, client: PixVerseClient) -> None:
 
 def store_video(generation_id: int) -> bool:
     """Copy a finished video into the portal's storage (PixVerse's links expire)."""
+    with log_context(generation_id=generation_id):
+        return _store_video(generation_id)
+
+
+def _store_video(generation_id: int) -> bool:
     generation = Generation.objects.filter(pk=generation_id, status=Generation.Status.DONE).first()
     if generation is None or generation.video_file or not generation.video_url:
         return False

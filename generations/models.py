@@ -364,3 +364,24 @@ def _remove_stored_files(sender, instance: Generation, **kwargs) -> None:
             storage.delete(source)
 
     transaction.on_commit(remove)
+
+
+class WorkerHeartbeat(models.Model):
+    """When the workers last showed they are alive (the dispatch schedule beats every minute).
+
+    /healthz reads it: a cluster that stopped leaves an old beat behind.
+    """
+
+    name = models.CharField(max_length=50, primary_key=True)
+    beat_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.beat_at}"
+
+    @classmethod
+    def beat(cls, name: str = "dispatcher") -> None:
+        cls.objects.update_or_create(name=name, defaults={"beat_at": timezone.now()})
+
+    @classmethod
+    def last(cls, name: str = "dispatcher"):
+        return cls.objects.filter(name=name).values_list("beat_at", flat=True).first()

@@ -4,6 +4,7 @@ from generations import views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", views.dashboard, name="dashboard"),
     path("balance/", views.balance_panel, name="balance"),

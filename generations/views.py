@@ -14,6 +14,7 @@ from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
@@ -35,6 +36,7 @@ from generations.forms import (
     ImageToVideoForm,
     SignUpForm,
     TextToVideoForm,
+    ThrottledAuthenticationForm,
 )
 from generations.jobs import balance_cache_key
 from generations.models import ApiCredential, Generation
@@ -392,7 +394,18 @@ def _verify_key(form: ApiKeyForm) -> Balance | None:
     return None
 
 
-# --- Sign-up ------------------------------------------------------------------------------------
+# --- Sign-in and sign-up ------------------------------------------------------------------------------------
+
+
+class ThrottledLoginView(LoginView):
+    """Sign-in that answers a failed attempt with 400, and a throttled one with 429."""
+
+    form_class = ThrottledAuthenticationForm
+
+    def form_invalid(self, form):
+        response = super().form_invalid(form)
+        response.status_code = 429 if form.throttled else 400
+        return response
 
 
 def signup(request: HttpRequest) -> HttpResponse:

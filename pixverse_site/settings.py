@@ -13,6 +13,7 @@ from pathlib import Path
 import dj_database_url
 from cryptography.fernet import Fernet
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.csp import CSP
 from django.utils.translation import gettext_lazy as _
 
 from pixverse_site.env import (
@@ -37,11 +38,13 @@ DEBUG = env_bool("DEBUG", False)
 # git-ignored data folder; deployments set SECRET_KEY and PORTAL_ENCRYPTION_KEYS
 # (or their *_FILE variants). Losing the encryption key makes stored API keys
 # unreadable.
-SECRET_KEY = env_str("SECRET_KEY", "") or local_secret_file(
-    DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50)
-)
+SECRET_KEY = env_str("SECRET_KEY", "")
+SECRET_KEY_GENERATED = not SECRET_KEY  # a deploy check refuses this in production
+SECRET_KEY = SECRET_KEY or local_secret_file(DATA_DIR / "secret_key", lambda: secrets.token_urlsafe(50))
 # Fernet keys for members' stored PixVerse keys, newest first (see generations/crypto.py).
-PORTAL_ENCRYPTION_KEYS = env_list("PORTAL_ENCRYPTION_KEYS", []) or [
+PORTAL_ENCRYPTION_KEYS = env_list("PORTAL_ENCRYPTION_KEYS", [])
+PORTAL_ENCRYPTION_KEYS_GENERATED = not PORTAL_ENCRYPTION_KEYS
+PORTAL_ENCRYPTION_KEYS = PORTAL_ENCRYPTION_KEYS or [
     local_secret_file(DATA_DIR / "encryption_key", lambda: Fernet.generate_key().decode())
 ]
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
@@ -63,7 +66,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "pixverse_site.middleware.RequestIdMiddleware",
+    "pixverse_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -144,11 +150,6 @@ Q_CLUSTER = {
     "save_limit": 1000,
     "label": _("Background tasks"),
 }
-if Q_CLUSTER["retry"] <= Q_CLUSTER["timeout"]:
-    raise ImproperlyConfigured(
-        f"Q_RETRY ({Q_CLUSTER['retry']}) must be greater than Q_TIMEOUT ({Q_CLUSTER['timeout']}), "
-        "or a slow task is handed to a second worker while the first still runs it"
-    )
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:
@@ -167,8 +168,19 @@ LOGIN_REDIRECT_URL = "dashboard"
 # Anyone who reaches the site may make an account: on for the local run,
 # off by default (staff add members in the admin).
 PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", False)
-# Password-reset mail; the console by default, so a local run prints the link.
-MAILERS = {"default": {"BACKEND": env_str("MAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")}}
+# Password-reset mail: printed on the console in a local run, sent by SMTP in production.
+MAIL_BACKEND = env_str("MAIL_BACKEND", "django.core.mail.backends.console.EmailBackend" if DEBUG
+                       else "django.core.mail.backends.smtp.EmailBackend")
+MAILERS = {"default": {"BACKEND": MAIL_BACKEND}}
+if MAIL_BACKEND.endswith("smtp.EmailBackend"):
+    MAILERS["default"]["OPTIONS"] = {
+        "host": env_str("MAIL_HOST", "localhost"),
+        "port": env_int("MAIL_PORT", 587, minimum=1),
+        "username": env_str("MAIL_USER", ""),
+        "password": env_str("MAIL_PASSWORD", ""),
+        "use_tls": env_bool("MAIL_USE_TLS", True),
+        "timeout": 10,
+    }
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "portal@localhost")
 LOGOUT_REDIRECT_URL = "login"
 
@@ -182,18 +194,84 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
+# Compressed, content-hashed names that whitenoise serves with far-future cache
+# headers. They need `collectstatic` (the image runs it at build time), so a
+# run without it (tests, benchmarks in place) turns them off.
+STATIC_HASHED = env_bool("STATIC_HASHED", not DEBUG)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+                    if STATIC_HASHED else "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
 
+LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "pixverse_site.logcontext.ContextFilter"}},
+    "formatters": {
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s "
+                           "request_id=%(request_id)s generation_id=%(generation_id)s"},
+        "json": {"()": "pixverse_site.logcontext.JsonFormatter"},
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": LOG_FORMAT,
+                             "filters": ["context"]}},
     "root": {"handlers": ["console"], "level": env_choice(
         "LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"))},
     "loggers": {"urllib3": {"level": "WARNING"}},
 }
+
+# --- Security -----------------------------------------------------------------------------------
+
+# Production (DEBUG off) is HTTPS-only by default; each part can be turned off
+# for a deployment that terminates TLS elsewhere and says so.
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+# Load balancers probe health over plain HTTP; the sandbox is reached by the
+# portal's own processes, which may not speak TLS to themselves.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^sandbox/"]
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env_bool("SECURE_COOKIES", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", True)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+# Behind a proxy that terminates TLS: "HTTP_X_FORWARDED_PROTO,https" (header, value).
+_proxy_header = env_list("SECURE_PROXY_SSL_HEADER", [])
+if _proxy_header and (len(_proxy_header) != 2 or not _proxy_header[0].startswith("HTTP_")):
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER: expected 'HTTP_HEADER_NAME,value', e.g. 'HTTP_X_FORWARDED_PROTO,https'"
+    )
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_header) or None
+# The CSRF token reaches htmx through the page (hx-headers), never through a script reading the cookie.
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
+
+# No inline scripts or styles anywhere (htmx is configured to need neither,
+# nor eval). Enforced in production; report-only with DEBUG on, because
+# Django's debug pages are made of inline scripts and styles.
+_csp = {
+    "default-src": [CSP.SELF],
+    "script-src": [CSP.SELF],
+    "style-src": [CSP.SELF],
+    "img-src": [CSP.SELF, "data:", "blob:"],
+    # A finished video plays from PixVerse's link until our own copy is stored.
+    "media-src": [CSP.SELF, "https:"],
+    "connect-src": [CSP.SELF],
+    "object-src": [CSP.NONE],
+    "base-uri": [CSP.SELF],
+    "form-action": [CSP.SELF],
+    "frame-ancestors": [CSP.NONE],
+}
+SECURE_CSP = {} if DEBUG else _csp
+SECURE_CSP_REPORT_ONLY = _csp if DEBUG else {}
+
+# Requests: the largest legitimate one is an image upload (20 MB) and a form.
+PORTAL_MAX_REQUEST_BYTES = env_int("PORTAL_MAX_REQUEST_BYTES", 21 * 1024 * 1024, minimum=1024)
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields other than files (Django's default)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads go to a temporary file
+# Sign-in attempts: this many failures per account and address within the window.
+PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
+PORTAL_LOGIN_WINDOW_SECONDS = env_int("PORTAL_LOGIN_WINDOW_SECONDS", 900, minimum=1)
 
 # --- PixVerse ---------------------------------------------------------------------
 
@@ -236,6 +314,8 @@ PORTAL_VIDEO_DOWNLOAD_TIMEOUT = env_int("PORTAL_VIDEO_DOWNLOAD_TIMEOUT", 120, mi
 
 # Off unless enabled: it hands out keys and credits to anyone who can reach it.
 PIXVERSE_SANDBOX_ENABLED = env_bool("PIXVERSE_SANDBOX_ENABLED", False)
+# A deploy check refuses the sandbox in production unless this says it is meant (a demo site).
+PIXVERSE_SANDBOX_IN_PRODUCTION = env_bool("PIXVERSE_SANDBOX_IN_PRODUCTION", False)
 SANDBOX_GENERATION_SECONDS = env_float("SANDBOX_GENERATION_SECONDS", 6.0, minimum=0.0)
 # Below this gap between two requests of one key the sandbox answers 429.
 # A little under one second, as a real server's clock and ours are not one.

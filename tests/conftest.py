@@ -16,6 +16,11 @@ def _test_settings(settings, tmp_path):
     settings.PIXVERSE_BASE_URL = "https://pixverse.test"
     settings.PIXVERSE_STATUS_ENDPOINT = "auto"
     settings.MEDIA_ROOT = tmp_path / "media"
+    # The test client speaks plain HTTP; production's HTTPS settings have their own tests.
+    settings.SECURE_SSL_REDIRECT = False
+    # Hashed static names need collectstatic, which in-process tests do not run.
+    settings.STORAGES = {**settings.STORAGES, "staticfiles": {
+        "BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
     # Real hashing costs a tenth of a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pixverse._status_endpoints.clear()

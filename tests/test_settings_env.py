@@ -267,7 +267,6 @@ def test_django_starts_with_no_variable_set(tmp_path):
     ("Q_WORKERS", "0"),
     ("PIXVERSE_STATUS_ENDPOINT", "sometimes"),
     ("PIXVERSE_RATE_LIMIT_BACKEND", "redis"),
-    ("Q_RETRY", "60"),
     ("LOG_LEVEL", "verbose"),
     ("CONN_MAX_AGE", "-5"),
 ])
