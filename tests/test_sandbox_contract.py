@@ -7,11 +7,13 @@ expects of the real service.
 """
 
 import io
+import threading
 import time
 import uuid
 
 import pytest
 import requests
+from django.core.signals import request_finished
 from PIL import Image
 
 from generations.pixverse import (
@@ -28,7 +30,7 @@ from generations.pixverse import (
     VideoRequest,
     VideoState,
 )
-from generations.sandbox.models import SandboxAccount, SandboxVideo
+from generations.sandbox.models import SandboxAccount, SandboxRequest, SandboxVideo
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -188,6 +190,58 @@ def test_one_request_per_second(client, settings):
     assert caught.value.http_status == 429
 
 
+def test_every_answer_is_in_the_accounts_request_log(client, account, settings):
+    submission = client.text_to_video(VideoRequest("p", 5, "360p"), trace_id=new_trace())
+    client.video_status(submission.video_id)
+    settings.SANDBOX_MIN_INTERVAL = 5
+    with pytest.raises(RateLimited):
+        client.balance()
+    log = list(SandboxRequest.objects.order_by("started_at"))
+    assert [(r.method, r.path.rsplit("/", 1)[-1], r.http_status, r.err_code) for r in log] == [
+        ("POST", "generate", 200, 0),
+        ("GET", "status", 200, 0),
+        ("GET", "balance", 429, 429),
+    ]
+    assert all(r.account == account[0] for r in log)
+    assert log[1].video_id == submission.video_id
+    assert log[0].started_at < log[1].started_at < log[2].started_at
+    assert time.time() - 10 < log[0].started_at
+
+
+def test_the_request_log_forgets_after_a_day(account):
+    old = SandboxRequest.objects.create(account=account[0], started_at=time.time() - 2 * 86400,
+                                        duration_ms=1, method="GET", path="/x", http_status=200)
+    new = SandboxRequest.objects.create(account=account[0], started_at=time.time() - 3600,
+                                        duration_ms=1, method="GET", path="/x", http_status=200)
+    assert SandboxRequest.prune() == 1
+    assert list(SandboxRequest.objects.all()) == [new]
+    assert not SandboxRequest.objects.filter(pk=old.pk).exists()
+
+
+def test_the_limit_judges_arrivals_not_the_sandboxs_own_work(client, settings, monkeypatch):
+    """A slow key lookup for one request must not make the next, which arrived
+    well over the interval later, look too early (the old order refused it)."""
+    from generations.sandbox import views
+    from generations.sandbox.models import hash_key
+
+    slow = [0.3]
+
+    def slow_first_lookup(raw_key):
+        if slow:
+            time.sleep(slow.pop())
+        return hash_key(raw_key)
+
+    monkeypatch.setattr(views, "hash_key", slow_first_lookup)
+    settings.SANDBOX_MIN_INTERVAL = 0.25
+    started = time.monotonic()
+    client.balance()
+    client.balance()  # arrives ~0.3 s after the first, its answer right away
+    assert time.monotonic() - started < 0.6
+    first, second = SandboxRequest.objects.order_by("started_at")
+    assert (first.http_status, second.http_status) == (200, 200)
+    assert second.started_at - first.started_at >= 0.3
+
+
 def test_the_client_limiter_keeps_the_sandbox_limit(client, settings):
     settings.SANDBOX_MIN_INTERVAL = 0.9
     settings.PIXVERSE_MIN_INTERVAL = 1.05
@@ -279,9 +333,24 @@ def test_slow_answers_meet_the_clients_timeout(client, account, settings):
     account[0].save()
     from generations.pixverse import TransportError
 
-    with pytest.raises(TransportError) as caught:
-        client.balance()
-    assert caught.value.maybe_sent is True
+    # The server goes on with the request after the client gave up. Its thread
+    # shares the test's in-memory SQLite connection, so the test must not end
+    # (and flush the database) until the server has closed the response: a row
+    # in the request log is not enough, the thread may still hold a statement.
+    answered = threading.Event()
+
+    def on_finished(**kwargs):
+        answered.set()
+
+    request_finished.connect(on_finished, weak=False)
+    try:
+        with pytest.raises(TransportError) as caught:
+            client.balance()
+        assert caught.value.maybe_sent is True
+        assert answered.wait(timeout=10)
+    finally:
+        request_finished.disconnect(on_finished)
+    assert SandboxRequest.objects.get().path == "/sandbox/openapi/v2/account/balance"
 
 
 def test_the_sandbox_is_off_unless_enabled(client, settings):
@@ -290,3 +359,12 @@ def test_the_sandbox_is_off_unless_enabled(client, settings):
 
     with pytest.raises(RouteNotFound):
         client.balance()
+
+
+def test_a_request_slot_is_judged_by_arrival_times(account):
+    sandbox_account = account[0]
+    assert sandbox_account.claim_request_slot(1.0, now=1000.0)
+    assert not sandbox_account.claim_request_slot(1.0, now=1000.99)
+    assert sandbox_account.claim_request_slot(1.0, now=1001.0)
+    sandbox_account.refresh_from_db()
+    assert sandbox_account.last_request_at == 1001.0

@@ -1,6 +1,9 @@
-from django.contrib import admin
+from datetime import UTC, datetime
 
-from generations.sandbox.models import SandboxAccount, SandboxVideo
+from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
+
+from generations.sandbox.models import SandboxAccount, SandboxRequest, SandboxVideo
 
 
 @admin.register(SandboxAccount)
@@ -17,3 +20,25 @@ class SandboxVideoAdmin(admin.ModelAdmin):
     list_filter = ["outcome", "kind"]
     search_fields = ["video_id", "trace_id"]
     readonly_fields = [f.name for f in SandboxVideo._meta.fields]
+
+
+@admin.register(SandboxRequest)
+class SandboxRequestAdmin(admin.ModelAdmin):
+    """What clients sent, newest first: gaps per key, reads per job, refusals (429)."""
+
+    list_display = ["started", "account", "method", "path", "video_id", "http_status", "err_code",
+                    "duration_ms"]
+    list_filter = ["http_status", "account"]
+    search_fields = ["path", "video_id"]
+    list_select_related = ["account"]
+    readonly_fields = [f.name for f in SandboxRequest._meta.fields]
+
+    @admin.display(description=_("started"), ordering="started_at")
+    def started(self, obj: SandboxRequest) -> str:
+        return datetime.fromtimestamp(obj.started_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -87,9 +87,10 @@ class SandboxAccount(models.Model):
     def credits(self) -> int:
         return self.credit_monthly + self.credit_package
 
-    def claim_request_slot(self, min_interval: float) -> bool:
-        """Record a request now, unless the previous one was less than min_interval ago."""
-        now = time.time()
+    def claim_request_slot(self, min_interval: float, now: float | None = None) -> bool:
+        """Record a request that arrived at `now`, unless the previous one arrived
+        less than min_interval before it."""
+        now = time.time() if now is None else now
         claimed = SandboxAccount.objects.filter(
             pk=self.pk, last_request_at__lte=now - min_interval
         ).update(last_request_at=now, request_count=models.F("request_count") + 1)
@@ -166,3 +167,39 @@ class SandboxVideo(models.Model):
         total = (self.ready_at - self.created).total_seconds()
         elapsed = (now - self.created).total_seconds()
         return "queued" if elapsed < total * 0.2 else "generating"
+
+
+class SandboxRequest(models.Model):
+    """One answered API request: what a client sent and when, for the admin and for tests.
+
+    The log is how one sees, from the service's side, whether clients keep to
+    1 request per second per key and how often they read each job. Rows older
+    than REQUEST_LOG_KEEP are pruned now and then, as requests arrive.
+    """
+
+    REQUEST_LOG_KEEP = timedelta(days=1)
+
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="requests",
+                                verbose_name=_("account"))
+    # Epoch seconds, as last_request_at: precise enough to compare gaps.
+    started_at = models.FloatField(_("started at"), db_index=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"))
+    method = models.CharField(_("method"), max_length=8)
+    path = models.CharField(_("path"), max_length=200)
+    video_id = models.BigIntegerField(_("video id"), null=True, blank=True, db_index=True)
+    http_status = models.PositiveSmallIntegerField(_("HTTP status"))
+    err_code = models.IntegerField(_("ErrCode"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("sandbox request")
+        verbose_name_plural = _("sandbox requests")
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} → {self.http_status}"
+
+    @classmethod
+    def prune(cls) -> int:
+        cutoff = time.time() - cls.REQUEST_LOG_KEEP.total_seconds()
+        deleted, _ = cls.objects.filter(started_at__lt=cutoff).delete()
+        return deleted

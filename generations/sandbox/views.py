@@ -10,6 +10,7 @@ faults that tests switch on per account. Served under /sandbox/ only when
 PIXVERSE_SANDBOX_ENABLED is set; otherwise every route answers 404.
 """
 
+import contextlib
 import json
 import random
 import time
@@ -28,7 +29,13 @@ from django.views.decorators.csrf import csrf_exempt
 
 from generations.catalog import PROMPT_MAX_LENGTH, check_parameters, credit_cost
 from generations.images import InvalidImage, check_image
-from generations.sandbox.models import SandboxAccount, SandboxImage, SandboxVideo, hash_key
+from generations.sandbox.models import (
+    SandboxAccount,
+    SandboxImage,
+    SandboxRequest,
+    SandboxVideo,
+    hash_key,
+)
 
 SAMPLES = sorted((Path(__file__).parent / "samples").glob("*.mp4"))
 
@@ -68,7 +75,7 @@ def sandbox_enabled(view: Callable) -> Callable:
 
 
 def api(method: str) -> Callable:
-    """Wrap a sandbox endpoint: method, key, delay, rate limit and faults, in that order."""
+    """Wrap a sandbox endpoint: method, key, rate limit, delay and faults, in that order."""
 
     def decorator(view: Callable) -> Callable:
         @csrf_exempt
@@ -78,14 +85,23 @@ def api(method: str) -> Callable:
             if request.method != method:
                 return HttpResponse("405 method not allowed", status=405,
                                     content_type="text/plain")
+            # The request's arrival, taken before any work of ours: the rate limit
+            # judges the gaps between arrivals, not how long our own queries took.
+            arrived = time.time()
             raw_key = request.headers.get("API-KEY", "")
             account = SandboxAccount.objects.filter(key_hash=hash_key(raw_key)).first()
             if not raw_key or account is None:
                 return envelope(code=401, msg="Invalid API Key", http_status=401)
+            response = answer(request, account, arrived, *args, **kwargs)
+            _log_request(request, account, arrived, response)
+            return response
+
+        def answer(request: HttpRequest, account: SandboxAccount, arrived: float,
+                   *args, **kwargs) -> HttpResponse:
+            if not account.claim_request_slot(settings.SANDBOX_MIN_INTERVAL, arrived):
+                return envelope(code=429, msg="Too Many Requests", http_status=429)
             if account.fault_slow_seconds > 0:
                 time.sleep(account.fault_slow_seconds)
-            if not account.claim_request_slot(settings.SANDBOX_MIN_INTERVAL):
-                return envelope(code=429, msg="Too Many Requests", http_status=429)
             if random.random() < account.fault_http_500_rate:
                 return envelope(code=500, msg="Internal Server Error", http_status=500)
             if random.random() < account.fault_error_rate:
@@ -99,6 +115,24 @@ def api(method: str) -> Callable:
         return wrapper
 
     return decorator
+
+
+def _log_request(request: HttpRequest, account: SandboxAccount, started: float,
+                 response: HttpResponse) -> None:
+    """Add the request to the account's log (pruning old rows about once in a hundred)."""
+    err_code = None
+    if response.get("Content-Type", "").startswith("application/json"):
+        with contextlib.suppress(ValueError, AttributeError):
+            err_code = json.loads(response.content).get("ErrCode")
+    video_id = request.GET.get("video_id") or request.resolver_match.kwargs.get("video_id", "")
+    SandboxRequest.objects.create(
+        account=account, started_at=started, duration_ms=round((time.time() - started) * 1000),
+        method=request.method, path=request.path[:200],
+        video_id=int(video_id) if str(video_id).isdigit() and int(video_id) < 2**63 else None,
+        http_status=response.status_code, err_code=err_code if isinstance(err_code, int) else None,
+    )
+    if random.random() < 0.01:
+        SandboxRequest.prune()
 
 
 def _refund_moderated(account: SandboxAccount) -> None:
