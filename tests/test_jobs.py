@@ -316,6 +316,52 @@ def test_reads_of_videos_likely_ready_go_first_while_several_are_waiting(alice, 
     assert jobs.work_step(alice.pk, client(), after="read") == "submit"
 
 
+def _running(owner, video_id, submitted_ago, quality="360p"):
+    now = timezone.now()
+    return Generation.objects.create(
+        owner=owner, kind="text", prompt=f"running {video_id}", model="v5", quality=quality,
+        duration=5, credits=45, status=S.RUNNING, video_id=video_id,
+        submitted_at=now - timedelta(seconds=submitted_ago), next_attempt_at=now)
+
+
+def test_before_anything_is_learned_only_the_oldest_job_of_a_kind_is_read(alice, api):
+    oldest, younger = _running(alice, 1, 12), _running(alice, 2, 11)
+    other_kind = _running(alice, 3, 10, quality="720p")
+    api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
+    assert jobs.work_step(alice.pk, client()) == "read"
+    assert jobs.work_step(alice.pk, client(), after="read") == "read"
+    assert jobs.work_step(alice.pk, client(), after="read") is False
+    assert [c.request.params["video_id"] for c in api.calls] == ["1", "3"]
+    # The younger one is looked at again about one read interval later, not at once.
+    wait = (reload(younger).next_attempt_at - timezone.now()).total_seconds()
+    assert 3 < wait <= 4
+    assert reload(younger).poll_count == 0
+    assert reload(oldest).poll_count == reload(other_kind).poll_count == 1
+
+
+def test_a_young_job_waits_for_the_probe_no_longer_than_its_patience(alice, api):
+    _running(alice, 1, 200)
+    _running(alice, 2, jobs.PROBE_PATIENCE.total_seconds() + 1)
+    api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
+    jobs.work_step(alice.pk, client())
+    jobs.work_step(alice.pk, client(), after="read")
+    assert [c.request.params["video_id"] for c in api.calls] == ["1", "2"]
+
+
+def test_once_a_video_of_the_kind_has_finished_every_due_job_is_read(alice, api):
+    now = timezone.now()
+    Generation.objects.create(owner=alice, kind="text", prompt="done", model="v5", quality="360p",
+                              duration=5, credits=45, status=S.DONE,
+                              submitted_at=now - timedelta(seconds=60),
+                              finished_at=now - timedelta(seconds=30))
+    _running(alice, 1, 12)
+    _running(alice, 2, 11)
+    api.get(f"{BASE}/video/status", json=ok({"status": "generating", "video_url": ""}))
+    jobs.work_step(alice.pk, client())
+    jobs.work_step(alice.pk, client(), after="read")
+    assert [c.request.params["video_id"] for c in api.calls] == ["1", "2"]
+
+
 def test_the_first_read_is_timed_by_recent_videos(alice):
     now = timezone.now()
     for seconds in (20, 30, 40):
@@ -421,3 +467,17 @@ def test_the_reason_is_put_into_words_in_the_readers_language(queued, api):
     with translation.override("ru"):
         assert "bad duration" in queued.reason_text
         assert "PixVerse refused" not in queued.reason_text
+
+
+@pytest.mark.parametrize("language", ["en", "ru"])
+def test_the_cards_labels_are_the_choices_labels_in_the_readers_language(language):
+    from django.utils import translation
+
+    with translation.override(language):
+        for status in S:
+            generation = Generation(kind="image", status=status)
+            assert str(generation.status_label) == str(generation.get_status_display())
+            assert str(generation.kind_label) == str(generation.get_kind_display())
+        if language == "ru":
+            assert str(Generation(status=S.RUNNING).status_label) != "Running"
+    assert Generation(status="unheard-of").status_label == "unheard-of"
