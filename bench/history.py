@@ -1,16 +1,20 @@
 """Benchmark: the team history page with 100 and with 100,000 generations in the table.
 
     .venv/bin/python bench/history.py [--repeat 40] [--large 100000]
+    .venv/bin/python bench/history.py --postgres postgres://postgres@127.0.0.1:5432
 
-Builds two fresh SQLite databases (the default stack), fills them with jobs of
-five members, and serves /history/ in-process through Django's full middleware
+Builds two fresh databases (SQLite, the default stack; or throwaway PostgreSQL
+databases on that server, dropped afterwards), fills them with jobs of five
+members, and serves /history/ in-process through Django's full middleware
 stack (the test client), as a signed-in member. Prints, for each size, the
 median and 95th-percentile time of the page and the number of SQL queries.
 Target: the page with 100,000 rows takes at most 1.5x as long as with 100.
-Filtered views (a member, a search word) are shown too, for information.
+Filtered views (a member, a common search word, a rare one) are shown too,
+for information.
 """
 
 import argparse
+import contextlib
 import os
 import random
 import statistics
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,17 +30,39 @@ WORDS = ("wolf", "forest", "lighthouse", "city", "river", "fox", "storm", "dawn"
          "маяк", "лес", "город")
 
 
-def measure(size: int, repeat: int) -> dict[str, tuple[float, float, int]]:
+@contextlib.contextmanager
+def database(size: int, postgres: str | None):
+    """DATABASE_URL of a new, empty database (None: SQLite in DATA_DIR), dropped afterwards."""
+    if postgres is None:
+        yield None
+        return
+    import psycopg
+
+    name = f"pixverse_history_{size}_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield f"{postgres}/{name}"
+        finally:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+def measure(size: int, repeat: int, postgres: str | None) -> dict[str, tuple[float, float, int]]:
     """Run in a child process with its own database: {view: (median ms, p95 ms, queries)}."""
     data = Path(tempfile.mkdtemp(prefix=f"pixverse-history-{size}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "REDIS_"))}
     env.update(DATA_DIR=str(data), DJANGO_SETTINGS_MODULE="pixverse_site.settings",
                LOG_LEVEL="WARNING", ALLOWED_HOSTS="testserver", STATIC_HASHED="false",
                SECURE_SSL_REDIRECT="false")
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], env=env,
-                   check=True, cwd=ROOT)
-    child = subprocess.run([sys.executable, __file__, "--child", str(size), "--repeat", str(repeat)],
-                           env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    with database(size, postgres) as url:
+        if url:
+            env["DATABASE_URL"] = url
+        subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "-v", "0"], env=env,
+                       check=True, cwd=ROOT)
+        child = subprocess.run(
+            [sys.executable, __file__, "--child", str(size), "--repeat", str(repeat)],
+            env=env, cwd=ROOT, capture_output=True, text=True, check=True,
+        )
     results = {}
     for line in child.stdout.splitlines():
         name, median, p95, queries = line.split("\t")
@@ -63,6 +90,8 @@ def child(size: int, repeat: int) -> None:
     batch = []
     for n in range(size):
         prompt = " ".join(rng.choice(WORDS) for _ in range(6))
+        if n % 20_000 == 7:  # a word in five of 100,000 prompts (one of 100)
+            prompt += " zeppelin"
         batch.append(Generation(
             owner=members[n % 5], kind="text", prompt=prompt, prompt_folded=prompt.casefold(),
             model="v5", quality=rng.choice(["360p", "540p", "720p"]), duration=5, credits=45,
@@ -73,12 +102,14 @@ def child(size: int, repeat: int) -> None:
             Generation.objects.bulk_create(batch)
             batch = []
     Generation.objects.bulk_create(batch)
+    if os.environ.get("BENCH_DROP_TRIGRAM_INDEX") and connection.vendor == "postgresql":
+        connection.cursor().execute("DROP INDEX IF EXISTS generations_prompt_folded_trgm")
     connection.cursor().execute("ANALYZE")
 
     client = Client()
     client.force_login(members[0])
     views = {"page": "/history/", "one member": "/history/?member=member2",
-             "search": "/history/?q=lighthouse"}
+             "search": "/history/?q=lighthouse", "rare word": "/history/?q=zeppelin"}
     for name, url in views.items():
         client.get(url)  # warm caches and templates
         times = []
@@ -99,14 +130,21 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=40)
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--postgres", metavar="URL",
+                        help="a PostgreSQL server (postgres://user@host:port) to use, not SQLite")
+    parser.add_argument("--without-trigram-index", action="store_true",
+                        help="with --postgres: drop the search index, to see what it does")
     parser.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.without_trigram_index:
+        os.environ["BENCH_DROP_TRIGRAM_INDEX"] = "1"
     if args.child is not None:
         child(args.child, args.repeat)
         return 0
-    small = measure(args.small, args.repeat)
-    large = measure(args.large, args.repeat)
-    print(f"\nTeam history page, SQLite, {args.repeat} requests each, first page (24 cards)\n")
+    small = measure(args.small, args.repeat, args.postgres)
+    large = measure(args.large, args.repeat, args.postgres)
+    stack = "PostgreSQL" if args.postgres else "SQLite"
+    print(f"\nTeam history page, {stack}, {args.repeat} requests each, first page (24 cards)\n")
     header = (f"{'view':<12}  {'rows':>8}  {'median ms':>9}  {'p95 ms':>7}  {'queries':>7}  "
               f"{'ratio':>6}  target")
     print(header)
