@@ -18,18 +18,19 @@ from django.contrib.auth.views import LoginView
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.cache import patch_cache_control
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import queue
+from generations import cards, media, queue
 from generations.forms import (
     ApiKeyForm,
     HistoryFilterForm,
@@ -190,14 +191,30 @@ def create_image(request: HttpRequest) -> HttpResponse:
     return _submit(request, ImageToVideoForm, "image")
 
 
+def _card_etag(request: HttpRequest, code) -> str | None:
+    # One indexed read; most polls end here with a 304 (generations/cards.py).
+    request.card_generation = cards.visible_card(request.user, code)
+    if request.card_generation is None:
+        return None  # the view answers 404
+    tag = cards.etag(request, request.card_generation)
+    # The card rendered from this same, unchanged object carries it in its hx-headers.
+    request.card_etag = (request.card_generation, tag)
+    return tag
+
+
 @login_required
 @require_GET
 @vary_on_headers("HX-Request")
+@condition(etag_func=_card_etag)
 def card(request: HttpRequest, code) -> HttpResponse:
-    generation = _get_visible_generation(request, code)
+    generation = request.card_generation
+    if generation is None:
+        raise Http404
     if not request.htmx:
         return redirect(f"{reverse('dashboard')}#job-{generation.code}")
     response = _card(request, generation)
+    # Never reused unasked: the page's next poll sends this card's ETag itself.
+    patch_cache_control(response, private=True, no_cache=True)
     if not generation.is_active:
         # The card in the page stops polling with this answer; the balance moved.
         response = trigger_client_event(response, "balance-changed")
@@ -223,23 +240,23 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
 
 @login_required
 @require_GET
-def video(request: HttpRequest, code) -> FileResponse:
+def video(request: HttpRequest, code) -> HttpResponse:
     """Our stored copy of the video; members download only what they may see."""
     generation = _get_visible_generation(request, code)
     if not generation.video_file:
         raise Http404
     download = "download" in request.GET
-    return FileResponse(generation.video_file.open("rb"), content_type="video/mp4",
-                        as_attachment=download, filename=f"pixverse-{generation.video_id}.mp4")
+    return media.serve(request, generation.video_file, content_type="video/mp4", as_attachment=download,
+                       filename=f"pixverse-{generation.video_id}.mp4")
 
 
 @login_required
 @require_GET
-def source_image(request: HttpRequest, code) -> FileResponse:
+def source_image(request: HttpRequest, code) -> HttpResponse:
     generation = _get_visible_generation(request, code)
     if not generation.source_image:
         raise Http404
-    return FileResponse(generation.source_image.open("rb"))
+    return media.serve(request, generation.source_image)
 
 
 # --- The team's history ----------------------------------------------------------------------

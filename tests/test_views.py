@@ -1,10 +1,13 @@
 """The portal's pages: dashboard, submissions, job cards, the key page, accounts."""
 
+import html
 import io
 import json
+import re
 
 import pytest
 import responses
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core import mail
 from django.core.cache import cache
@@ -133,6 +136,7 @@ def test_a_text_job_is_stored_and_handed_to_a_worker(as_alice, alice, api, start
 
 
 def test_an_htmx_submission_answers_with_the_new_card(as_alice, api, started):
+    as_alice.get(reverse("dashboard"))  # the page the form is in, which sets the CSRF cookie
     response = as_alice.post(reverse("create-text"), TEXT, headers={"HX-Request": "true"})
     assert response.status_code == 200
     generation = Generation.objects.get()
@@ -140,6 +144,11 @@ def test_an_htmx_submission_answers_with_the_new_card(as_alice, api, started):
     assert f'id="job-{generation.code}"' in body
     assert 'hx-trigger="every 3s"' in body
     assert "<html" not in body
+    # The new card's ETag, made from the job just saved, is the one its first poll
+    # finds stored (same values after the database's round trip): answered 304.
+    headers = json.loads(html.unescape(re.search(r'hx-headers="([^"]*If-None-Match[^"]*)"', body).group(1)))
+    poll = as_alice.get(reverse("card", args=[generation.code]), headers={"HX-Request": "true", **headers})
+    assert poll.status_code == 304
 
 
 @pytest.mark.parametrize(("change", "field", "words"), [
@@ -255,6 +264,53 @@ def test_an_active_card_keeps_polling_and_a_finished_one_stops(as_alice, alice):
     assert json.loads(done.headers["HX-Trigger"]) == {"balance-changed": {}}
 
 
+def test_a_poll_of_an_unchanged_card_is_answered_304_and_a_change_shows(as_alice, alice, bob,
+                                                                        django_assert_num_queries):
+    generation = make_generation(alice, status=S.RUNNING)
+    url = reverse("card", args=[generation.code])
+    htmx = {"HX-Request": "true"}
+    as_alice.get(reverse("dashboard"))  # a first visit sets the CSRF cookie the card's forms use
+    page = as_alice.get(reverse("dashboard")).content.decode()
+    # The card in the page carries its ETag: even its first poll is answered 304.
+    headers = json.loads(html.unescape(re.search(r'hx-headers="([^"]*If-None-Match[^"]*)"', page).group(1)))
+    first_poll = as_alice.get(url, headers={**htmx, **headers})
+    assert first_poll.status_code == 304
+    first = as_alice.get(url, headers=htmx)
+    etag = first.headers["ETag"]
+    assert first.status_code == 200 and etag == headers["If-None-Match"]
+    # The page's card posts without JavaScript too; a card fetched by htmx posts with
+    # htmx, which sends the page's token as a header, so it carries no token of its own.
+    assert 'name="csrfmiddlewaretoken"' in page
+    assert 'name="csrfmiddlewaretoken"' not in first.content.decode()
+    assert "no-cache" in first.headers["Cache-Control"] and "private" in first.headers["Cache-Control"]
+    # The running time ticks in the browser, so the card is the same from poll to poll.
+    assert 'data-elapsed-since="' in first.content.decode()
+    # Session (unless Redis holds it), member, and one narrow read of the job: no card
+    # is rendered.
+    cached_session = settings.SESSION_ENGINE.endswith("cached_db")
+    with django_assert_num_queries(2 if cached_session else 3):
+        again = as_alice.get(url, headers={**htmx, "If-None-Match": etag})
+    assert again.status_code == 304 and again.content == b""
+
+    # A change of what the card shows (here, a note on the job) makes a new card.
+    Generation.objects.filter(pk=generation.pk).update(error_reason=Generation.Reason.RETRYING)
+    changed = as_alice.get(url, headers={**htmx, "If-None-Match": etag})
+    assert changed.status_code == 200 and changed.headers["ETag"] != etag
+    # The new card's next poll asks with the new ETag (the one its answer carried).
+    card_headers = json.loads(html.unescape(
+        re.search(r'hx-headers="([^"]*If-None-Match[^"]*)"', changed.content.decode()).group(1)))
+    assert card_headers["If-None-Match"] == changed.headers["ETag"]
+    # Another member, or another language, gets a card of their own.
+    as_bob = Client()
+    as_bob.force_login(bob)
+    assert as_bob.get(url, headers=htmx).headers["ETag"] != changed.headers["ETag"]
+    russian = as_alice.get(url, headers={**htmx, "Accept-Language": "ru"})
+    assert russian.headers["ETag"] != changed.headers["ETag"]
+    # Nobody learns of someone else's private job from its etag.
+    Generation.objects.filter(pk=generation.pk).update(is_private=True)
+    assert as_bob.get(url, headers={**htmx, "If-None-Match": etag}).status_code == 404
+
+
 def test_without_javascript_a_card_link_leads_to_the_dashboard(as_alice, alice):
     generation = make_generation(alice)
     response = as_alice.get(reverse("card", args=[generation.code]))
@@ -294,6 +350,56 @@ def test_the_stored_video_plays_and_downloads(as_alice, alice, settings):
     assert played["Content-Type"] == "video/mp4"
     downloaded = as_alice.get(reverse("video", args=[generation.code]) + "?download=1")
     assert 'attachment; filename="pixverse-99.mp4"' in downloaded["Content-Disposition"]
+
+
+@pytest.fixture
+def stored_video(alice):
+    from django.core.files.base import ContentFile
+
+    generation = make_generation(alice, status=S.DONE, video_id=99, video_url="https://cdn/v.mp4")
+    generation.video_file.save("v.mp4", ContentFile(bytes(range(200))), save=True)
+    return generation
+
+
+@pytest.mark.parametrize(("asked", "first", "last"), [
+    ("bytes=0-1", 0, 1),        # what Safari asks first
+    ("bytes=100-", 100, 199),   # from a point to the end: seeking
+    ("bytes=150-999", 150, 199),
+    ("bytes=-10", 190, 199),    # the last ten bytes (where an MP4 may keep its index)
+])
+def test_a_video_is_sent_in_byte_ranges(as_alice, stored_video, asked, first, last):
+    response = as_alice.get(reverse("video", args=[stored_video.code]), headers={"Range": asked})
+    assert response.status_code == 206
+    assert response["Content-Range"] == f"bytes {first}-{last}/200"
+    assert response["Content-Length"] == str(last - first + 1)
+    assert response["Content-Type"] == "video/mp4"
+    assert b"".join(response.streaming_content) == bytes(range(first, last + 1))
+
+
+def test_a_range_outside_the_video_is_416_and_other_ranges_get_the_whole(as_alice, stored_video):
+    url = reverse("video", args=[stored_video.code])
+    outside = as_alice.get(url, headers={"Range": "bytes=500-"})
+    assert outside.status_code == 416 and outside["Content-Range"] == "bytes */200"
+    several = as_alice.get(url, headers={"Range": "bytes=0-1,5-6"})
+    assert several.status_code == 200 and several["Accept-Ranges"] == "bytes"
+    assert b"".join(several.streaming_content) == bytes(range(200))
+
+
+def test_a_private_video_is_not_sent_in_ranges_to_others_either(stored_video, bob):
+    stored_video.set_private(True)
+    client = Client()
+    client.force_login(bob)
+    response = client.get(reverse("video", args=[stored_video.code]), headers={"Range": "bytes=0-1"})
+    assert response.status_code == 404
+
+
+def test_behind_nginx_the_portal_checks_and_nginx_sends(as_alice, stored_video, settings):
+    settings.PORTAL_MEDIA_ACCEL_REDIRECT = "/protected-media/"
+    response = as_alice.get(reverse("video", args=[stored_video.code]) + "?download=1")
+    assert response["X-Accel-Redirect"] == f"/protected-media/{stored_video.video_file.name}"
+    assert response["Content-Type"] == "video/mp4"
+    assert 'attachment; filename="pixverse-99.mp4"' in response["Content-Disposition"]
+    assert response.content == b""
 
 
 # --- The key page -------------------------------------------------------------------------------
@@ -445,3 +551,20 @@ def test_staff_see_jobs_in_the_admin_without_keys(client, alice):
     assert "An admin can find me" in page
     assert KEY not in page
     assert client.get("/admin/generations/generation/?status__exact=queued").status_code == 200
+
+
+@pytest.mark.parametrize("name", ["card", "detail", "video", "retry", "cancel"])
+def test_a_cards_job_paths_are_what_reverse_gives(alice, name):
+    from django.urls import clear_script_prefix, set_script_prefix
+
+    from generations.cards import job_path
+
+    generation = make_generation(alice, status=S.RUNNING)
+    assert job_path(generation, name) == reverse(name, args=[generation.code])
+    # Served under a path prefix (SCRIPT_NAME), the links carry it too.
+    set_script_prefix("/portal/")
+    try:
+        assert job_path(generation, name) == reverse(name, args=[generation.code])
+        assert job_path(generation, name).startswith("/portal/generations/")
+    finally:
+        clear_script_prefix()

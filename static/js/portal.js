@@ -120,3 +120,28 @@ document.addEventListener("change", (event) => {
   }
   check();
 })();
+
+// How long running jobs have been going, ticking every second. The server writes the
+// first value; ticking here keeps a polled card's HTML the same from one poll to the
+// next, so the browser can revalidate it (ETag, answered 304) instead of fetching it.
+(() => {
+  const body = document.body;
+  if (!body || !body.dataset.elapsedFormats) return;
+  const [secondsOnly, minutes, hours] = JSON.parse(body.dataset.elapsedFormats);
+  // The server's clock, not this machine's: the offset measured when the page came.
+  const offset = Date.parse(body.dataset.since) - Date.now();
+  const fill = (format, values) => format.replace(/%\((\w)\)d/g, (_, name) => String(values[name]));
+  const tick = () => {
+    const now = Date.now() + offset;
+    for (const element of document.querySelectorAll("[data-elapsed-since]")) {
+      const since = Date.parse(element.dataset.elapsedSince);
+      if (Number.isNaN(since)) continue;
+      const s = Math.max(0, Math.floor((now - since) / 1000));
+      element.textContent = s < 60 ? fill(secondsOnly, { s })
+        : s < 3600 ? fill(minutes, { m: Math.floor(s / 60), s: s % 60 })
+        : fill(hours, { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+    }
+  };
+  setInterval(tick, 1000);
+  document.addEventListener("htmx:load", tick);
+})();
