@@ -108,7 +108,10 @@ TEMPLATES = [
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{DATA_DIR / 'portal.sqlite3'}")
 try:
-    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0, minimum=0))
+    # Kept connections are checked before each request reuses them, so a database
+    # restart costs one reconnect, not an error page.
+    _database = dj_database_url.parse(DATABASE_URL, conn_max_age=env_int("CONN_MAX_AGE", 0, minimum=0),
+                                      conn_health_checks=True)
 except ValueError as e:
     raise ImproperlyConfigured(f"DATABASE_URL: {e}") from e
 
@@ -123,6 +126,12 @@ if _database["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": env_int("SQLITE_BUSY_TIMEOUT", 20, minimum=1),
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
+elif _database["ENGINE"] == "django.db.backends.postgresql":
+    # Server-side parameters let psycopg prepare the statements a connection runs
+    # again and again (session, user, the job card: every poll), so PostgreSQL
+    # plans them once per connection; it pays with CONN_MAX_AGE > 0.
+    _database.setdefault("OPTIONS", {})["server_side_binding"] = env_bool(
+        "DATABASE_SERVER_SIDE_BINDING", True)
 DATABASES = {"default": _database}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -135,6 +144,10 @@ if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
                           "LOCATION": REDIS_URL}}
+    # Every request reads its session: from Redis, the database only on a miss.
+    # Not without Redis: a per-process cache would keep a signed-out session
+    # alive in the other processes.
+    SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -146,6 +159,10 @@ Q_CLUSTER = {
     "timeout": env_int("Q_TIMEOUT", 120, minimum=10),
     "retry": env_int("Q_RETRY", 180, minimum=11),
     "max_attempts": 1,
+    # A member's worker loop can hold a worker for a minute or more; a cluster
+    # whose workers are all busy should not hold many tasks back from idle
+    # clusters (django-q2 prefetches workers² by default).
+    "queue_limit": env_int("Q_QUEUE_LIMIT", 1, minimum=1),
     "catch_up": False,
     "save_limit": 1000,
     "label": _("Background tasks"),
@@ -205,6 +222,28 @@ STORAGES = {
 }
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(DATA_DIR / "media")))
+# Uploads and stored videos on S3-compatible storage (AWS, MinIO, R2...) instead of
+# MEDIA_ROOT. The bucket stays private: after the portal's own check, a member is
+# sent to a link signed for MEDIA_S3_LINK_SECONDS.
+MEDIA_S3_BUCKET = env_str("MEDIA_S3_BUCKET", "")
+MEDIA_S3_ENDPOINT_URL = env_str("MEDIA_S3_ENDPOINT_URL", "")
+if MEDIA_S3_ENDPOINT_URL and not MEDIA_S3_ENDPOINT_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(
+        f"MEDIA_S3_ENDPOINT_URL: expected an http(s):// URL, got {MEDIA_S3_ENDPOINT_URL!r}")
+if MEDIA_S3_BUCKET:
+    STORAGES["default"] = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": MEDIA_S3_BUCKET,
+        "endpoint_url": MEDIA_S3_ENDPOINT_URL or None,
+        "region_name": env_str("MEDIA_S3_REGION", "") or None,
+        "access_key": env_str("MEDIA_S3_ACCESS_KEY_ID", "") or None,
+        "secret_key": env_str("MEDIA_S3_SECRET_ACCESS_KEY", "") or None,
+        "location": env_str("MEDIA_S3_PREFIX", ""),
+        "querystring_auth": True,
+        "querystring_expire": env_int("MEDIA_S3_LINK_SECONDS", 300, minimum=10),
+        "default_acl": None,
+        "file_overwrite": False,
+        "signature_version": "s3v4",  # what every region and MinIO accept
+    }}
 
 LOG_FORMAT = env_choice("LOG_FORMAT", "text", ("text", "json"))
 LOGGING = {
@@ -253,9 +292,11 @@ _csp = {
     "default-src": [CSP.SELF],
     "script-src": [CSP.SELF],
     "style-src": [CSP.SELF],
-    "img-src": [CSP.SELF, "data:", "blob:"],
+    # Source images come from the bucket's signed links when media are on S3.
+    "img-src": [CSP.SELF, "data:", "blob:",
+                *([MEDIA_S3_ENDPOINT_URL or "https://*.amazonaws.com"] if MEDIA_S3_BUCKET else [])],
     # A finished video plays from PixVerse's link until our own copy is stored.
-    "media-src": [CSP.SELF, "https:"],
+    "media-src": [CSP.SELF, "https:", *([MEDIA_S3_ENDPOINT_URL] if MEDIA_S3_ENDPOINT_URL else [])],
     "connect-src": [CSP.SELF],
     "object-src": [CSP.NONE],
     "base-uri": [CSP.SELF],
@@ -272,6 +313,14 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads go to a temporary file
 # Sign-in attempts: this many failures per account and address within the window.
 PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
 PORTAL_LOGIN_WINDOW_SECONDS = env_int("PORTAL_LOGIN_WINDOW_SECONDS", 900, minimum=1)
+# Behind nginx: the internal location that serves MEDIA_ROOT (e.g. "/protected-media/");
+# the portal checks who may see a file and nginx sends it. Empty: the portal sends it.
+PORTAL_MEDIA_ACCEL_REDIRECT = env_str("PORTAL_MEDIA_ACCEL_REDIRECT", "")
+if PORTAL_MEDIA_ACCEL_REDIRECT and not (PORTAL_MEDIA_ACCEL_REDIRECT.startswith("/")
+                                        and PORTAL_MEDIA_ACCEL_REDIRECT.endswith("/")):
+    raise ImproperlyConfigured(
+        f"PORTAL_MEDIA_ACCEL_REDIRECT: expected a path starting and ending with '/', "
+        f"got {PORTAL_MEDIA_ACCEL_REDIRECT!r}")
 
 # --- PixVerse ---------------------------------------------------------------------
 
@@ -280,8 +329,8 @@ PIXVERSE_BASE_URL = env_url("PIXVERSE_BASE_URL", "https://app-api.pixverse.ai")
 PIXVERSE_CONNECT_TIMEOUT = env_float("PIXVERSE_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 PIXVERSE_READ_TIMEOUT = env_float("PIXVERSE_READ_TIMEOUT", 30.0, minimum=0.1)
 # The spec allows 1 request per second per key. Slots are spaced a little
-# wider so that scheduling jitter between processes never brings two
-# requests closer than one second at the server.
+# wider to absorb the jitter between reserving a slot and the request's
+# arrival at the server (a few ms on loopback under load; more over a WAN).
 PIXVERSE_MIN_INTERVAL = env_float("PIXVERSE_MIN_INTERVAL", 1.05, minimum=0.0)
 # Where the limiter keeps its slots: "database" (SQLite or PostgreSQL, the
 # default without Redis) or "redis" (the default when REDIS_URL is set).

@@ -24,6 +24,13 @@ def _test_settings(settings, tmp_path):
     # Real hashing costs a tenth of a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pixverse._status_endpoints.clear()
+    if settings.REDIS_URL:
+        # On the PostgreSQL + Redis stack the cache and the rate limiter live in
+        # Redis, which outlives a test: start each test from an empty database.
+        import redis
+
+        with redis.Redis.from_url(settings.REDIS_URL) as client:
+            client.flushdb()
     yield
     pixverse._status_endpoints.clear()
 

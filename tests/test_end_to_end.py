@@ -8,7 +8,6 @@ reloading the page.
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 import pytest
 import requests
 from PIL import Image
+
+from tests.processes import django_shell, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,12 +28,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +79,15 @@ def sandbox_key(env) -> str:
          "--credits", "1000"], env=env, cwd=ROOT, capture_output=True, text=True, check=True,
     )
     return issued.stdout.strip()
+
+
+def sign_in(page, base: str, username: str) -> None:
+    """Sign in through the login form, as a member does, landing on the dashboard."""
+    page.goto(f"{base}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", "e2e-long-password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
 
 
 def wait_for_playable_video(page, card_selector: str) -> None:
@@ -159,11 +163,7 @@ def test_pages_work_without_javascript(portal, browser):
     base, _ = portal
     context = browser.new_context(java_script_enabled=False)
     page = context.new_page()
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "erin")
-    page.fill("#id_password", "e2e-long-password")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, "erin")
     page.fill("#id_prompt", "A lighthouse in a storm")
     page.select_option("#id_motion_mode", "fast")
     page.select_option("#id_duration", "8")
@@ -190,16 +190,6 @@ def test_the_served_image_and_video_are_not_public(portal):
     assert anonymous.status_code == 302
 
 
-def django_shell(env, code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup()\n{code}"],
-        env={**env, "DJANGO_SETTINGS_MODULE": "pixverse_site.settings"},
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
-
 def test_a_member_filters_the_team_history_and_remixes_a_team_mates_video(portal, browser):
     base, env = portal
     django_shell(env, """
@@ -222,11 +212,7 @@ Generation.objects.create(prompt="Frank's private lighthouse sketch", quality="3
                           **common)
 """)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    page.goto(f"{base}/accounts/login/")
-    page.fill("#id_username", "gina")
-    page.fill("#id_password", "e2e-long-password")
-    page.click("main button[type=submit]")
-    page.wait_for_url(f"{base}/")
+    sign_in(page, base, "gina")
 
     page.goto(f"{base}/history/")
     page.evaluate("window.notReloaded = true")
@@ -260,3 +246,51 @@ Generation.objects.create(prompt="Frank's private lighthouse sketch", quality="3
     mine.wait_for()
     wait_for_playable_video(page, "#job-list .job-card.status-done")
     page.close()
+
+
+def test_a_running_cards_polls_are_answered_304_and_its_time_ticks(portal, browser):
+    """The card's ETag at work in a real browser: polls of an unchanged job carry
+    If-None-Match and are answered 304, and the running time still moves."""
+    base, env = portal
+    django_shell(env, """
+from datetime import timedelta
+from django.contrib.auth.models import User
+from django.utils import timezone
+from generations.models import ApiCredential, Generation
+from generations.sandbox.models import SandboxAccount
+user = User.objects.create_user("hana", password="e2e-long-password")
+_, key = SandboxAccount.issue("hana", credits=1000, generation_seconds=60)
+credential = ApiCredential(user=user)
+credential.set_key(key)
+credential.save()
+Generation.objects.create(owner=user, kind="text", prompt="A slow tide", model="v5", quality="360p",
+                          duration=5, credits=45, status="running", video_id=10**15,
+                          submitted_at=timezone.now(), next_attempt_at=timezone.now() + timedelta(hours=1))
+""")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    sign_in(page, base, "hana")
+
+    polls = []
+    page.on("request", lambda r: polls.append(r) if r.url.endswith("/card/") else None)
+    card = page.locator(".job-card.status-running").first
+    elapsed = card.locator("[data-elapsed-since]")
+    first = elapsed.inner_text()
+    page.wait_for_timeout(10_000)  # three polls at 3 s
+    assert len(polls) >= 3
+    asked = [p.all_headers().get("if-none-match") for p in polls]
+    answers = [p.response().status for p in polls if p.response()]
+    # Every poll asks "changed since?" with the card's ETag, from the first one on, and
+    # an unchanged job is answered 304: the card in the page stays as it is.
+    assert asked[0] and set(asked) == {asked[0]}, asked
+    assert set(answers) == {304}, answers
+    assert elapsed.inner_text() != first  # ticking in the page, not fetched
+    assert "A slow tide" in card.inner_text()
+
+    # A change comes with the next poll (a 200 with the new card, which has no CSRF
+    # field: htmx sends the page's token), and that card's Cancel works.
+    django_shell(env, "from generations.models import Generation\n"
+                      "Generation.objects.filter(prompt='A slow tide').update(error_reason='retrying')")
+    page.wait_for_selector(".job-card >> text=trying again", timeout=10_000)
+    assert page.locator(".job-card input[name=csrfmiddlewaretoken]").count() == 0
+    page.locator(".job-card").first.get_by_role("button", name="Cancel").click()
+    page.wait_for_selector(".job-card.status-cancelled", timeout=10_000)

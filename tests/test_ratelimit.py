@@ -1,9 +1,9 @@
 """The 1 request/s per key limit: in one process, and across several OS processes."""
 
+import contextlib
 import itertools
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -16,6 +16,7 @@ import pytest
 
 from generations import ratelimit
 from generations.models import RateLimitSlot
+from tests.processes import postgres_database, reachable
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,6 +51,7 @@ def test_it_stores_a_hash_never_the_key(db, spaced):
 
 def test_a_slot_too_far_away_is_refused_and_not_reserved(db, settings):
     settings.PIXVERSE_MIN_INTERVAL = 5
+    settings.PIXVERSE_RATE_LIMIT_BACKEND = "database"
     ratelimit.wait_for_slot("key-a")
     before = RateLimitSlot.objects.get().next_at
     with pytest.raises(ratelimit.SlotTooFar) as caught:
@@ -103,32 +105,6 @@ def recording_server():
     server.server_close()
 
 
-def _reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def _postgres_url():
-    if not _reachable(5432):
-        pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
-    import psycopg
-
-    name = f"pixverse_limiter_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def _drop_postgres(name):
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("stack", ["sqlite", "postgresql", "redis"])
 def test_commands_started_at_once_keep_one_second_apart(stack, recording_server, tmp_path):
@@ -141,20 +117,19 @@ def test_commands_started_at_once_keep_one_second_apart(stack, recording_server,
         PIXVERSE_API_KEY="sk-shared-key",
         LOG_LEVEL="WARNING",
     )
-    dropped = None
-    if stack == "sqlite":
-        env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'limiter.sqlite3'}"
-    elif stack == "postgresql":
-        dropped, env["DATABASE_URL"] = _postgres_url()
-    else:
-        if not _reachable(6379):
+    database = contextlib.nullcontext(f"sqlite:///{tmp_path / 'limiter.sqlite3'}")
+    if stack == "postgresql":
+        if not reachable(5432):
+            pytest.skip("PostgreSQL is not running on 127.0.0.1:5432")
+        database = postgres_database("pixverse_limiter")
+    elif stack == "redis":
+        if not reachable(6379):
             pytest.skip("Redis is not running on 127.0.0.1:6379")
-        env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'limiter.sqlite3'}"
         env["REDIS_URL"] = "redis://127.0.0.1:6379/15"
         # A fresh key per run: Redis keeps slots between runs for up to a minute.
         env["PIXVERSE_API_KEY"] = f"sk-shared-{uuid.uuid4().hex}"
     manage = [sys.executable, str(ROOT / "manage.py")]
-    try:
+    with database as env["DATABASE_URL"]:
         subprocess.run([*manage, "migrate", "generations", "-v", "0"], env=env, check=True,
                        cwd=ROOT, timeout=120)
         processes = [
@@ -163,9 +138,6 @@ def test_commands_started_at_once_keep_one_second_apart(stack, recording_server,
             for _ in range(5)
         ]
         outputs = [p.communicate(timeout=120) for p in processes]
-    finally:
-        if dropped:
-            _drop_postgres(dropped)
     for process, (out, err) in zip(processes, outputs, strict=True):
         assert process.returncode == 0, err.decode()
         assert json.loads(out)["total"] == 10

@@ -269,11 +269,39 @@ def test_django_starts_with_no_variable_set(tmp_path):
     ("PIXVERSE_RATE_LIMIT_BACKEND", "redis"),
     ("LOG_LEVEL", "verbose"),
     ("CONN_MAX_AGE", "-5"),
+    ("PORTAL_MEDIA_ACCEL_REDIRECT", "protected-media"),
+    ("MEDIA_S3_ENDPOINT_URL", "minio:9000"),
 ])
 def test_django_refuses_to_start_with_a_bad_value(tmp_path, name, value):
     started = start_django(tmp_path, **{name: value})
     assert started.returncode != 0
     assert f"ImproperlyConfigured: {name}" in started.stderr
+
+
+@pytest.mark.slow
+def test_a_bucket_moves_media_to_s3_and_its_links_into_the_content_policy(tmp_path):
+    started = start_django(tmp_path, (
+        "; from django.conf import settings; o = settings.STORAGES['default']"
+        "; print(o['BACKEND'], o['OPTIONS']['bucket_name'], o['OPTIONS']['querystring_expire'])"
+        "; print(' '.join(settings.SECURE_CSP['img-src']))"
+    ), MEDIA_S3_BUCKET="team-media", MEDIA_S3_ENDPOINT_URL="https://minio.example.com",
+        MEDIA_S3_LINK_SECONDS="120", SECRET_KEY="x" * 50, PORTAL_ENCRYPTION_KEYS="k")
+    assert started.returncode == 0, started.stderr
+    backend, img_src = started.stdout.splitlines()
+    assert backend == "storages.backends.s3.S3Storage team-media 120"
+    assert "https://minio.example.com" in img_src.split()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("redis_url", "engine"), [
+    ("", "django.contrib.sessions.backends.db"),
+    ("redis://127.0.0.1:6379/9", "django.contrib.sessions.backends.cached_db"),
+])
+def test_sessions_are_read_through_redis_only_when_there_is_redis(tmp_path, redis_url, engine):
+    started = start_django(tmp_path, "; from django.conf import settings; print(settings.SESSION_ENGINE)",
+                           REDIS_URL=redis_url)
+    assert started.returncode == 0, started.stderr
+    assert started.stdout.strip() == engine
 
 
 @pytest.mark.slow

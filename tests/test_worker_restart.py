@@ -3,7 +3,6 @@
 import contextlib
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -13,31 +12,17 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.processes import django_shell, free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = 6
 
 pytestmark = pytest.mark.slow
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(args, env, log):
     return subprocess.Popen([sys.executable, str(ROOT / "manage.py"), *args], env=env, cwd=ROOT,
                             stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def django_shell(env, code: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-c", f"import django; django.setup()\n{code}"],
-        env={**env, "DJANGO_SETTINGS_MODULE": "pixverse_site.settings"},
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 def count(database: Path, where: str) -> int:
