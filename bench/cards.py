@@ -23,12 +23,11 @@ The stack is PostgreSQL + Redis (the scale-out deployment) or SQLite.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import re
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -38,6 +37,9 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.processes import free_port, postgres_database, reachable, stop  # noqa: E402
+
 HOST = "portal.bench"
 
 SETUP = """
@@ -114,36 +116,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def reachable(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def make_postgres() -> tuple[str, str]:
-    import psycopg
-
-    name = f"pixverse_bench_{secrets.token_hex(4)}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    return name, f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
-def drop_postgres(name: str) -> None:
-    import psycopg
-
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def to_ms(text: str) -> float:
     number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()
     return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
@@ -178,11 +150,15 @@ def bench_stack(stack: str, connections: int, duration: int, cards: int) -> dict
         SECURE_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO,https",
         STATIC_ROOT=str(data / "static"), STATIC_HASHED="true", LOG_LEVEL="WARNING", CARDS=str(cards),
     )
-    dropped = None
-    if stack == "postgres":
-        dropped, env["DATABASE_URL"] = make_postgres()
-        env["REDIS_URL"] = "redis://127.0.0.1:6379/12"
-        env["CONN_MAX_AGE"] = "60"
+    database = postgres_database("pixverse_bench") if stack == "postgres" else contextlib.nullcontext()
+    with database as database_url:
+        if database_url:
+            env.update(DATABASE_URL=database_url, REDIS_URL="redis://127.0.0.1:6379/12", CONN_MAX_AGE="60")
+        return _load(env, data, port, connections, duration)
+
+
+def _load(env: dict[str, str], data: Path, port: int, connections: int, duration: int) -> dict[str, dict]:
+    """Set up the portal in env, serve it with gunicorn and load it with wrk; the results."""
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "collectstatic", "--no-input", "-v", "0"], env=env, cwd=ROOT, check=True)
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, cwd=ROOT, check=True)
@@ -234,14 +210,8 @@ def bench_stack(stack: str, connections: int, duration: int, cards: int) -> dict
             assert set(results[name]["statuses"]) == {status}, (name, results[name]["statuses"])
         return results
     finally:
-        web.terminate()
-        try:
-            web.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, signal.SIGKILL)
+        stop([web])
         log.close()
-        if dropped:
-            drop_postgres(dropped)
 
 
 def _fernet_key() -> str:

@@ -22,29 +22,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from tests.processes import postgres_database  # noqa: E402
+
 WORDS = ("wolf", "forest", "lighthouse", "city", "river", "fox", "storm", "dawn", "snow", "neon",
          "маяк", "лес", "город")
 
 
-@contextlib.contextmanager
-def database(size: int, postgres: str | None):
+def database(size: int, postgres: str | None) -> contextlib.AbstractContextManager[str | None]:
     """DATABASE_URL of a new, empty database (None: SQLite in DATA_DIR), dropped afterwards."""
     if postgres is None:
-        yield None
-        return
-    import psycopg
-
-    name = f"pixverse_history_{size}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(f"{postgres}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield f"{postgres}/{name}"
-        finally:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+        return contextlib.nullcontext()
+    return postgres_database(f"pixverse_history_{size}", server=postgres)
 
 
 def measure(size: int, repeat: int, postgres: str | None) -> dict[str, tuple[float, float, int]]:
@@ -71,7 +63,6 @@ def measure(size: int, repeat: int, postgres: str | None) -> dict[str, tuple[flo
 
 
 def child(size: int, repeat: int) -> None:
-    sys.path.insert(0, str(ROOT))
     import django
 
     django.setup()

@@ -18,7 +18,6 @@ are done. Then it prints a table:
 import argparse
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,12 +28,8 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, str(ROOT))
+from tests.processes import free_port  # noqa: E402
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -57,7 +52,6 @@ def main() -> int:
                SANDBOX_GENERATION_SECONDS=str(args.generation_seconds), ALLOWED_HOSTS="127.0.0.1")
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "pixverse_site.settings"
-    sys.path.insert(0, str(ROOT))
     manage = [sys.executable, str(ROOT / "manage.py")]
     subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
 

@@ -57,16 +57,15 @@ def stop(processes) -> None:
 
 
 @contextlib.contextmanager
-def postgres_database(prefix: str) -> Iterator[str]:
-    """A fresh PostgreSQL database on 127.0.0.1 for the processes under test; its URL. Dropped after."""
+def postgres_database(prefix: str, server: str = "postgres://postgres@127.0.0.1:5432") -> Iterator[str]:
+    """A fresh PostgreSQL database on this server for the processes under test; its URL. Dropped after."""
     import psycopg
 
     name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    admin = "postgresql://postgres@127.0.0.1:5432/postgres"
-    with psycopg.connect(admin, autocommit=True) as c:
+    with psycopg.connect(f"{server}/postgres", autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgres://postgres@127.0.0.1:5432/{name}"
+        yield f"{server}/{name}"
     finally:
-        with psycopg.connect(admin, autocommit=True) as c:
+        with psycopg.connect(f"{server}/postgres", autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
