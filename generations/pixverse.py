@@ -16,6 +16,7 @@ Rules it keeps, so that callers need not:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 import uuid
@@ -25,6 +26,7 @@ from typing import Any
 
 import requests
 from django.conf import settings
+from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
 from generations import ratelimit
@@ -303,8 +305,30 @@ class VideoRequest:
         return {name: value for name, value in asdict(self).items() if value not in (None, "")}
 
 
-# Which status endpoint each base URL answers, learned once per process.
+# Which status endpoint each base URL answers: learned once per deployment where
+# the cache is shared (Redis), else once per process. Each process keeps what it
+# learned or read, so the cache is asked once per base URL, not on every read.
 _status_endpoints: dict[str, str] = {}
+# A day: a service that gains /video/status is asked again, at one call's cost.
+STATUS_ENDPOINT_TTL = 24 * 3600
+
+
+def _endpoint_cache_key(base_url: str) -> str:
+    return "pixverse:status-endpoint:" + hashlib.sha256(base_url.encode()).hexdigest()[:32]
+
+
+def _known_status_endpoint(base_url: str) -> str | None:
+    known = _status_endpoints.get(base_url)
+    if known is None:
+        known = cache.get(_endpoint_cache_key(base_url))
+        if known is not None:
+            _status_endpoints[base_url] = known
+    return known
+
+
+def _learn_status_endpoint(base_url: str, endpoint: str) -> None:
+    _status_endpoints[base_url] = endpoint
+    cache.set(_endpoint_cache_key(base_url), endpoint, STATUS_ENDPOINT_TTL)
 
 
 def _as_id(value: Any) -> int:
@@ -402,10 +426,11 @@ class PixVerseClient:
         PIXVERSE_STATUS_ENDPOINT "auto" asks the spec's /video/status first;
         when the server answers that it has no such route (HTTP 404 or 405
         without a PixVerse envelope), it uses the real /video/result/{id} and
-        remembers that for this base URL for the life of the process.
+        remembers that for this base URL (see _status_endpoints).
         """
         mode = settings.PIXVERSE_STATUS_ENDPOINT
-        endpoint = mode if mode != "auto" else _status_endpoints.get(self.base_url, "status")
+        known = _known_status_endpoint(self.base_url) if mode == "auto" else None
+        endpoint = (known or "status") if mode == "auto" else mode
         if endpoint == "status":
             try:
                 resp, trace_id = self._call(
@@ -415,9 +440,11 @@ class PixVerseClient:
                 if mode != "auto":
                     raise
                 logger.info("%s has no /video/status; using /video/result", self.base_url)
-                _status_endpoints[self.base_url] = endpoint = "result"
+                _learn_status_endpoint(self.base_url, "result")
+                endpoint = "result"
             else:
-                _status_endpoints.setdefault(self.base_url, "status")
+                if mode == "auto" and known is None:
+                    _learn_status_endpoint(self.base_url, "status")
                 return self._video_result(video_id, resp, "status", trace_id)
         resp, trace_id = self._call("GET", f"/video/result/{video_id}")
         return self._video_result(video_id, resp, "result", trace_id)

@@ -1,6 +1,7 @@
 """Shared fixtures: fast limits by default, a live sandbox, and sandbox accounts."""
 
 import pytest
+from django.core.cache import cache
 
 from generations import pixverse
 
@@ -24,6 +25,7 @@ def _test_settings(settings, tmp_path):
     # Real hashing costs a tenth of a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pixverse._status_endpoints.clear()
+    cache.clear()  # the default stack's per-process cache outlives a test too
     if settings.REDIS_URL:
         # On the PostgreSQL + Redis stack the cache and the rate limiter live in
         # Redis, which outlives a test: start each test from an empty database.

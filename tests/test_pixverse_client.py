@@ -7,6 +7,7 @@ import uuid
 import pytest
 import requests
 import responses
+from django.core.cache import cache
 from PIL import Image
 from responses import matchers
 
@@ -220,6 +221,23 @@ def test_it_falls_back_to_the_real_endpoint_once_and_remembers_it(client, api):
                      "/openapi/v2/video/result/5"]
     # Another base URL learns for itself.
     assert pixverse._status_endpoints == {"https://pixverse.test": "result"}
+
+
+def test_what_one_process_learned_of_the_status_endpoint_the_others_read(client, api):
+    api.get(f"{BASE}/video/status", status=404, body="404 page not found")
+    api.get(f"{BASE}/video/result/5", json=ok({"status": 5, "url": ""}))
+    client.video_status(5)
+    # Another worker process: nothing learned in its memory, the same cache (Redis).
+    pixverse._status_endpoints.clear()
+    assert client.video_status(5).endpoint == "result"
+    paths = [c.request.path_url.split("?")[0] for c in api.calls]
+    assert paths == ["/openapi/v2/video/status", "/openapi/v2/video/result/5",
+                     "/openapi/v2/video/result/5"]
+    # It keeps what it read, so later reads do not ask the cache again.
+    cache.clear()
+    assert client.video_status(5).endpoint == "result"
+    assert len(api.calls) == 4
+    assert api.calls[-1].request.path_url == "/openapi/v2/video/result/5"
 
 
 def test_a_404_inside_the_envelope_is_a_business_error_not_a_missing_route(client, api):
