@@ -311,6 +311,34 @@ def test_a_poll_of_an_unchanged_card_is_answered_304_and_a_change_shows(as_alice
     assert as_bob.get(url, headers={**htmx, "If-None-Match": etag}).status_code == 404
 
 
+def test_a_team_mates_card_shows_their_name_and_a_new_name_makes_a_new_card(
+        as_alice, alice, bob, django_assert_num_queries):
+    generation = make_generation(bob, status=S.RUNNING, prompt="A fox at dawn")
+    url = reverse("card", args=[generation.code])
+    htmx = {"HX-Request": "true"}
+    as_alice.get(reverse("history"))  # a first visit sets the CSRF cookie
+    page = as_alice.get(reverse("history")).content.decode()
+    headers = json.loads(html.unescape(re.search(r'hx-headers="([^"]*If-None-Match[^"]*)"', page).group(1)))
+    # The card in the team's page and the card's own read agree on the ETag.
+    assert as_alice.get(url, headers={**htmx, **headers}).status_code == 304
+    # A full card reads its owner's name with the job: no query of its own for it.
+    queries = 2 if settings.SESSION_ENGINE.endswith("cached_db") else 3
+    with django_assert_num_queries(queries):
+        full = as_alice.get(url, headers=htmx)
+    assert '<span class="owner">bob</span>' in full.content.decode()
+    # Bob renames himself: the open card is no longer current, and the new one says so.
+    User.objects.filter(pk=bob.pk).update(username="robert")
+    renamed = as_alice.get(url, headers={**htmx, **headers})
+    assert renamed.status_code == 200
+    assert '<span class="owner">robert</span>' in renamed.content.decode()
+    # One's own card shows no name, so a new name of one's own changes nothing.
+    mine = make_generation(alice, status=S.RUNNING)
+    own_url = reverse("card", args=[mine.code])
+    own_tag = as_alice.get(own_url, headers=htmx).headers["ETag"]
+    User.objects.filter(pk=alice.pk).update(username="alicia")
+    assert as_alice.get(own_url, headers={**htmx, "If-None-Match": own_tag}).status_code == 304
+
+
 def test_without_javascript_a_card_link_leads_to_the_dashboard(as_alice, alice):
     generation = make_generation(alice)
     response = as_alice.get(reverse("card", args=[generation.code]))
@@ -568,3 +596,41 @@ def test_a_cards_job_paths_are_what_reverse_gives(alice, name):
         assert job_path(generation, name).startswith("/portal/generations/")
     finally:
         clear_script_prefix()
+
+
+def test_a_cards_remix_link_is_the_dashboard_filled_from_the_job(alice):
+    from django.urls import clear_script_prefix, set_script_prefix
+
+    from generations.cards import remix_path
+
+    generation = make_generation(alice, kind="image")
+    expected = f"{reverse('dashboard')}?mode=image&from={generation.code}"
+    assert remix_path(generation) == expected
+    set_script_prefix("/portal/")
+    try:
+        assert remix_path(generation) == f"/portal/?mode=image&from={generation.code}"
+    finally:
+        clear_script_prefix()
+
+
+def test_a_cards_settings_line_in_english_and_russian(as_alice, alice, bob):
+    bob.username = "<b>ob"
+    bob.save()
+    theirs = make_generation(bob, status=S.RUNNING, quality="540p", duration=8, aspect_ratio="9:16",
+                             motion_mode="fast", style="anime", seed=7, credits=1)
+    mine = make_generation(alice, status=S.RUNNING, credits=90)
+    htmx = {"HX-Request": "true"}
+
+    def settings_line(generation, language="en"):
+        page = as_alice.get(reverse("card", args=[generation.code]),
+                            headers={**htmx, "Accept-Language": language}).content.decode()
+        return re.search(r'<p class="params-line muted small">\s*(.*?)\s*</p>', page, re.S).group(1)
+
+    # A team mate's name, escaped, then every setting the job was made with.
+    assert settings_line(theirs) == ('<span class="owner">&lt;b&gt;ob</span> · v5 · 540p · 8 s · 9:16'
+                                     ' · fast motion · Anime · seed 7 · 1 credit')
+    # One's own job: no name; settings left at their defaults are not listed.
+    assert settings_line(mine) == "v5 · 360p · 5 s · 90 credits"
+    assert settings_line(theirs, "ru") == ('<span class="owner">&lt;b&gt;ob</span> · v5 · 540p · 8 с'
+                                           ' · 9:16 · быстрое движение · Аниме · сид 7 · 1 кредит')
+    assert settings_line(mine, "ru").endswith("5 с · 90 кредитов")

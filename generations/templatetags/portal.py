@@ -3,9 +3,13 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.html import conditional_escape, format_html
+from django.utils.safestring import SafeString, mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from generations import cards
+from generations.catalog import STYLE_LABELS
 
 register = template.Library()
 
@@ -39,3 +43,35 @@ def card_poll_headers(context, generation) -> str:
 def job_path(generation, name: str) -> str:
     """The path of one of a job's pages: {{ generation|job_path:"card" }} (see cards.job_path)."""
     return cards.job_path(generation, name)
+
+
+@register.filter
+def remix_path(generation) -> str:
+    """The dashboard's form filled from this job: {{ generation|remix_path }} (see cards.remix_path)."""
+    return cards.remix_path(generation)
+
+
+@register.simple_tag(takes_context=True)
+def job_settings(context, generation) -> SafeString:
+    """A card's line of what the job was made with: owner (a team mate's), model, quality, ...
+
+    One tag rather than a dozen variables and two blocktranslates in the card:
+    it was a quarter of a card's rendering (~100 of 390 us).
+    """
+    parts = []
+    if generation.owner_id != context["request"].user.pk:
+        parts.append(format_html('<span class="owner">{}</span>', generation.owner.get_username()))
+    parts += [generation.model, generation.quality, _("%(n)s s") % {"n": generation.duration}]
+    if generation.aspect_ratio:
+        parts.append(generation.aspect_ratio)
+    if generation.motion_mode == "fast":
+        parts.append(_("fast motion"))
+    if generation.style:
+        parts.append(STYLE_LABELS.get(generation.style, generation.style))
+    if generation.seed is not None:
+        parts.append(f"{_('seed')} {generation.seed}")
+    parts.append(ngettext("%(credits)s credit", "%(credits)s credits", generation.credits)
+                 % {"credits": generation.credits})
+    # Each part escaped (the owner's span is already safe): format_html_join would
+    # cost twice as much for the same output.
+    return mark_safe(" · ".join(map(conditional_escape, parts)))  # noqa: S308
