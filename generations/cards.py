@@ -2,11 +2,11 @@
 
 Every open dashboard asks for each running job's card every few seconds, so
 this is the portal's hottest path. A card is a pure function of the fields in
-CARD_FIELDS, of who asks (their own job or a team mate's) and the language.
-(A card rendered for htmx carries no CSRF field: htmx sends the page's token.)
-Those make the card's ETag. The
-page gives each card its ETag (If-None-Match in hx-headers), so a poll of a job
-that has not changed is answered 304 after one indexed read, and the card stays.
+CARD_FIELDS, of who asks (their own job or a team mate's) and of the language;
+those make the card's ETag. (A card rendered for htmx carries no CSRF field:
+htmx sends the page's token.) The page gives each card its ETag (If-None-Match
+in hx-headers), so a poll of a job that has not changed is answered 304 after
+one indexed read, and the card stays.
 The running time ticks in the browser (portal.js), so it does not change the card.
 
 The read is plain SQL built once: building the ORM query cost more than running

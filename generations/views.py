@@ -176,7 +176,7 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
         return _card(request, generation)
     messages.success(request, _("Your video is on its way."))
     # The form comes back with the same settings, to change one and go again.
-    return redirect(f"{reverse('dashboard')}?mode={name}&from={generation.code}")
+    return redirect(cards.remix_path(generation))
 
 
 @login_required

@@ -169,6 +169,7 @@ def test_the_detail_page_shows_everything(as_alice, team):
                  "no credits left", "bob", "Remix"):
         assert text in page, text
     assert "Try again" not in page and "Delete" not in page  # not alice's
+    assert f'href="/?mode=text&amp;from={job.code}"' in page  # Remix
 
 
 def test_an_active_job_detail_refreshes_itself(as_alice, team):

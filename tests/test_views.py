@@ -528,6 +528,8 @@ def test_the_forms_start_from_an_earlier_jobs_settings(as_alice, alice, bob, api
 
 def test_after_a_plain_post_the_form_keeps_the_settings(as_alice, api, started):
     response = as_alice.post(reverse("create-text"), TEXT | {"seed": "7"}, follow=True)
+    code = Generation.objects.get().code
+    assert response.redirect_chain == [(f"{reverse('dashboard')}?mode=text&from={code}", 302)]
     page = response.content.decode()
     assert "A wolf in the snow</textarea>" in page
     assert 'value="7"' in page
