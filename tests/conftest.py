@@ -2,6 +2,7 @@
 
 import pytest
 from django.core.cache import cache
+from django.utils import translation
 
 from generations import pixverse
 
@@ -25,16 +26,15 @@ def _test_settings(settings, tmp_path):
     # Real hashing costs a tenth of a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pixverse._status_endpoints.clear()
-    cache.clear()  # the default stack's per-process cache outlives a test too
-    if settings.REDIS_URL:
-        # On the PostgreSQL + Redis stack the cache and the rate limiter live in
-        # Redis, which outlives a test: start each test from an empty database.
-        import redis
-
-        with redis.Redis.from_url(settings.REDIS_URL) as client:
-            client.flushdb()
+    # The cache outlives a test: a process's memory, or on the PostgreSQL + Redis
+    # stack the Redis database it shares with the rate limiter and the broker,
+    # which clear() empties (FLUSHDB) for them too.
+    cache.clear()
     yield
     pixverse._status_endpoints.clear()
+    # A request in another language leaves it active in this thread (LocaleMiddleware
+    # activates, nothing deactivates): the next test would start in it.
+    translation.deactivate()
 
 
 @pytest.fixture
