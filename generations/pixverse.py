@@ -12,6 +12,22 @@ Rules it keeps, so that callers need not:
 - every request waits for its slot under the 1 request/s per key limit,
   shared by all processes (generations/ratelimit.py), and has a timeout;
 - the key never reaches a log line, an exception message or a repr.
+
+Errors a caller acts on, besides the plain kinds (InvalidKey, NoCredits, ...):
+- VideoNotFound: ErrCode 500047 or 500008 on any HTTP status, or an enveloped
+  404 from /video/status that /video/result cannot answer either. PixVerse
+  knows no such video, or not for this key;
+- VideoDeleted, a VideoNotFound: ErrCode 500064, the video was deleted;
+- RateLimited: PixVerse refused (HTTP or ErrCode 429); retry_after is its
+  Retry-After in seconds, or None;
+- SlotUnavailable, a RateLimited: refused here, nothing was sent (sent is
+  False), because the key's next slot is wait seconds away, beyond max_wait;
+- GatewayError, a ServerError: HTTP 502/503/504 without the envelope, a
+  proxy's page rather than PixVerse's answer.
+
+error.outcome_unknown is True when the request may have reached PixVerse but
+no usable answer came back (TransportError with maybe_sent, MalformedResponse,
+GatewayError): a generate call must then be resent with the same trace id.
 """
 
 from __future__ import annotations
@@ -67,6 +83,11 @@ class PixVerseError(Exception):
         self.trace_id = trace_id
         self.http_status = http_status
 
+    @property
+    def outcome_unknown(self) -> bool:
+        """Whether the request may have been carried out without our learning of it."""
+        return False
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "error": self.kind,
@@ -93,8 +114,32 @@ class ConcurrencyLimit(PixVerseError):
 
 
 class RateLimited(PixVerseError):
+    """PixVerse refused the request for its rate (HTTP 429 or ErrCode 429).
+
+    retry_after is the seconds of the answer's Retry-After header, if it had one.
+    """
+
     kind = "rate_limited"
     retryable = True
+    sent = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class SlotUnavailable(RateLimited):
+    """Refused here: the key's next request slot is further than max_wait; nothing was sent.
+
+    wait is the seconds until that slot.
+    """
+
+    kind = "slot_unavailable"
+    sent = False
+
+    def __init__(self, message: str, *, wait: float, **kwargs: Any):
+        super().__init__(message, **kwargs)
+        self.wait = wait
 
 
 class InvalidRequest(PixVerseError):
@@ -108,9 +153,21 @@ class InvalidImageError(InvalidRequest):
 
 
 class RouteNotFound(InvalidRequest):
-    """The server has no such endpoint (HTTP 404 without a PixVerse envelope)."""
+    """The server has no such endpoint (HTTP 404 or 405 without a PixVerse envelope)."""
 
     kind = "not_found"
+
+
+class VideoNotFound(InvalidRequest):
+    """PixVerse knows no such video, or not for this key: a status read that will not succeed."""
+
+    kind = "video_not_found"
+
+
+class VideoDeleted(VideoNotFound):
+    """The video existed and was deleted (ErrCode 500064); its link is gone too."""
+
+    kind = "video_deleted"
 
 
 class ModerationFailed(PixVerseError):
@@ -126,6 +183,23 @@ class MalformedResponse(ServerError):
     """An answer that is not the envelope PixVerse promises."""
 
     kind = "malformed_response"
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return True
+
+
+class GatewayError(ServerError):
+    """HTTP 502, 503 or 504 without the envelope: a proxy's page, not PixVerse's answer.
+
+    The request may have reached PixVerse and been carried out behind the proxy.
+    """
+
+    kind = "gateway_error"
+
+    @property
+    def outcome_unknown(self) -> bool:
+        return True
 
 
 class TransportError(PixVerseError):
@@ -143,6 +217,10 @@ class TransportError(PixVerseError):
         super().__init__(message, **kwargs)
         self.maybe_sent = maybe_sent
 
+    @property
+    def outcome_unknown(self) -> bool:
+        return self.maybe_sent
+
 
 # ErrCodes by meaning. The spec's three (401, 403, 500) and the real service's
 # six-digit codes (API-NOTES.md; PixVerse's published error table).
@@ -154,6 +232,11 @@ MODERATION_CODES = {500054, 500063}
 # Image refused by PixVerse: too big, unreadable, wrong format or size, bad id.
 IMAGE_CODES = {500030, 500031, 500032, 500033, 500042, 400032}
 SERVER_CODES = {500, 500041, 500069}
+# 500047: the media (video) id is invalid, what the real service answers for an
+# unknown or foreign video; 500008: "requested data not found", the sandbox's.
+VIDEO_NOT_FOUND_CODES = {500047, 500008}
+VIDEO_DELETED_CODES = {500064}
+GATEWAY_STATUSES = {502, 503, 504}
 
 
 def error_for(
@@ -170,6 +253,8 @@ def error_for(
         (RATE_LIMIT_CODES, RateLimited),
         (MODERATION_CODES, ModerationFailed),
         (IMAGE_CODES, InvalidRequest),
+        (VIDEO_NOT_FOUND_CODES, VideoNotFound),
+        (VIDEO_DELETED_CODES, VideoDeleted),
         (SERVER_CODES, ServerError),
     )
     for codes, error_class in by_code:
@@ -356,11 +441,20 @@ def _may_have_been_sent(error: requests.RequestException) -> bool:
     return True
 
 
+def _retry_after(response: requests.Response) -> float | None:
+    """Retry-After in seconds; None without one, or for the HTTP-date form."""
+    try:
+        seconds = float(response.headers.get("Retry-After", ""))
+    except ValueError:
+        return None
+    return seconds if 0 <= seconds < float("inf") else None
+
+
 class PixVerseClient:
     """A PixVerse API client for one key.
 
     max_wait bounds how long a call may wait for its rate-limit slot: a web
-    request passes a few seconds and gets RateLimited rather than hanging.
+    request passes a few seconds and gets SlotUnavailable rather than hanging.
     """
 
     @sensitive_variables("api_key")
@@ -372,8 +466,16 @@ class PixVerseClient:
         max_wait: float | None = None,
         session: requests.Session | None = None,
     ):
+        api_key = (api_key or "").strip()
         if not api_key:
             raise InvalidKey("No PixVerse API key was given.")
+        # A header takes printable ASCII only; a zero-width space or a look-alike
+        # letter pasted with the key would otherwise crash deep inside http.client.
+        if not (api_key.isascii() and api_key.isprintable()):
+            raise InvalidKey(
+                "The API key contains characters that cannot be sent in an HTTP header; "
+                "copy it again from the PixVerse platform."
+            )
         self._api_key = api_key
         self.base_url = (base_url or settings.PIXVERSE_BASE_URL).rstrip("/")
         self.max_wait = max_wait
@@ -384,8 +486,9 @@ class PixVerseClient:
 
     # The five calls of the spec ----------------------------------------------
 
-    def balance(self) -> Balance:
-        resp, _ = self._call("GET", "/account/balance")
+    def balance(self, *, read_timeout: float | None = None) -> Balance:
+        """The account's credits; read_timeout (seconds) overrides PIXVERSE_READ_TIMEOUT."""
+        resp, _ = self._call("GET", "/account/balance", read_timeout=read_timeout)
         try:
             return Balance(
                 account_id=_as_id(resp["account_id"]),
@@ -423,31 +526,53 @@ class PixVerseClient:
     def video_status(self, video_id: int) -> VideoResult:
         """Read one video's state, from whichever status endpoint the server has.
 
-        PIXVERSE_STATUS_ENDPOINT "auto" asks the spec's /video/status first;
-        when the server answers that it has no such route (HTTP 404 or 405
-        without a PixVerse envelope), it uses the real /video/result/{id} and
-        remembers that for this base URL (see _status_endpoints).
+        PIXVERSE_STATUS_ENDPOINT "auto" asks the spec's /video/status unless
+        /video/result/{id} is known to answer for this base URL. When
+        /video/status answers 404 (with or without the envelope: how a server
+        says "no such route" is not documented) or 405, the same call tries
+        /video/result/{id} once. The endpoint that answers is remembered (see
+        _status_endpoints). When neither knows the video, VideoNotFound.
+        The forced modes "status" and "result" ask only that endpoint.
         """
         mode = settings.PIXVERSE_STATUS_ENDPOINT
         known = _known_status_endpoint(self.base_url) if mode == "auto" else None
-        endpoint = (known or "status") if mode == "auto" else mode
-        if endpoint == "status":
-            try:
-                resp, trace_id = self._call(
-                    "GET", "/video/status", params={"video_id": str(video_id)}
-                )
-            except RouteNotFound:
-                if mode != "auto":
-                    raise
-                logger.info("%s has no /video/status; using /video/result", self.base_url)
-                _learn_status_endpoint(self.base_url, "result")
-                endpoint = "result"
-            else:
-                if mode == "auto" and known is None:
-                    _learn_status_endpoint(self.base_url, "status")
-                return self._video_result(video_id, resp, "status", trace_id)
-        resp, trace_id = self._call("GET", f"/video/result/{video_id}")
-        return self._video_result(video_id, resp, "result", trace_id)
+        if (known or mode) == "result":
+            return self._read_video_result(video_id)
+        try:
+            resp, trace_id = self._call(
+                "GET", "/video/status", params={"video_id": str(video_id)},
+                read_timeout=settings.PIXVERSE_STATUS_READ_TIMEOUT,
+            )
+        except PixVerseError as e:
+            if mode != "auto" or e.http_status not in (404, 405):
+                raise
+            status_error = e
+        else:
+            if mode == "auto" and known is None:
+                _learn_status_endpoint(self.base_url, "status")
+            return self._video_result(video_id, resp, "status", trace_id)
+
+        # An error envelope from /video/result (500047 for an unknown id) is
+        # raised as it is, and teaches nothing about the routes.
+        try:
+            result = self._read_video_result(video_id)
+        except RouteNotFound:
+            # Neither route knows the video. An enveloped 404 came from a
+            # /video/status that exists; a bare one may be anybody's.
+            enveloped = not isinstance(status_error, RouteNotFound)
+            if enveloped and status_error.http_status == 404 and known != "status":
+                _learn_status_endpoint(self.base_url, "status")
+            if isinstance(status_error, VideoNotFound):
+                raise status_error from None
+            raise VideoNotFound(
+                f"PixVerse has no video {video_id}.",
+                err_code=status_error.err_code,
+                err_msg=status_error.err_msg if enveloped else None,
+                trace_id=status_error.trace_id, http_status=status_error.http_status,
+            ) from None
+        logger.info("%s answers /video/result, not /video/status", self.base_url)
+        _learn_status_endpoint(self.base_url, "result")
+        return result
 
     # Plumbing ------------------------------------------------------------------
 
@@ -461,6 +586,13 @@ class PixVerseClient:
             raise MalformedResponse(
                 "The generate answer has no video_id.", trace_id=trace_id
             ) from None
+
+    def _read_video_result(self, video_id: int) -> VideoResult:
+        resp, trace_id = self._call(
+            "GET", f"/video/result/{video_id}",
+            read_timeout=settings.PIXVERSE_STATUS_READ_TIMEOUT,
+        )
+        return self._video_result(video_id, resp, "result", trace_id)
 
     def _video_result(
         self, video_id: int, resp: dict[str, Any], endpoint: str, trace_id: str
@@ -494,23 +626,29 @@ class PixVerseClient:
         json: dict[str, Any] | None = None,
         files: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
+        read_timeout: float | None = None,
     ) -> tuple[dict[str, Any], str]:
-        """Send one request and return its Resp and trace id, or raise PixVerseError."""
+        """Send one request and return its Resp and trace id, or raise PixVerseError.
+
+        read_timeout is the seconds to wait for the answer, PIXVERSE_READ_TIMEOUT by default.
+        """
         trace_id = trace_id or str(uuid.uuid4())
         headers = {"API-KEY": self._api_key, "ai-trace-id": trace_id, "Accept": "application/json"}
         url = f"{self.base_url}{API_PREFIX}{path}"
         try:
             ratelimit.wait_for_slot(self._api_key, max_wait=self.max_wait)
         except ratelimit.SlotTooFar as e:
-            raise RateLimited(
+            raise SlotUnavailable(
                 f"Too many requests with this key right now; try again in {e.wait:.0f} s.",
-                trace_id=trace_id,
+                wait=e.wait, trace_id=trace_id,
             ) from None
+        if read_timeout is None:
+            read_timeout = settings.PIXVERSE_READ_TIMEOUT
         started = time.monotonic()
         try:
             response = self._session.request(
                 method, url, headers=headers, json=json, files=files, params=params,
-                timeout=(settings.PIXVERSE_CONNECT_TIMEOUT, settings.PIXVERSE_READ_TIMEOUT),
+                timeout=(settings.PIXVERSE_CONNECT_TIMEOUT, read_timeout),
             )
         except requests.RequestException as e:
             logger.warning(
@@ -524,7 +662,11 @@ class PixVerseClient:
             "pixverse %s %s -> %s in %.0f ms trace_id=%s", method, path,
             response.status_code, (time.monotonic() - started) * 1000, trace_id,
         )
-        return self._unwrap(response, trace_id), trace_id
+        try:
+            return self._unwrap(response, trace_id), trace_id
+        except RateLimited as e:
+            e.retry_after = _retry_after(response)
+            raise
 
     @staticmethod
     def _unwrap(response: requests.Response, trace_id: str) -> dict[str, Any]:
@@ -537,6 +679,11 @@ class PixVerseClient:
             if status in (404, 405):
                 raise RouteNotFound(
                     f"PixVerse has no {response.request.path_url.split('?')[0]}.",
+                    trace_id=trace_id, http_status=status,
+                )
+            if status in GATEWAY_STATUSES:
+                raise GatewayError(
+                    f"HTTP {status} {response.reason or ''}".strip(),
                     trace_id=trace_id, http_status=status,
                 )
             if status >= 400:

@@ -11,10 +11,11 @@ from django.core.cache import cache
 from PIL import Image
 from responses import matchers
 
-from generations import pixverse
+from generations import pixverse, ratelimit
 from generations.pixverse import (
     Balance,
     ConcurrencyLimit,
+    GatewayError,
     InvalidImageError,
     InvalidKey,
     InvalidRequest,
@@ -26,7 +27,10 @@ from generations.pixverse import (
     RateLimited,
     RouteNotFound,
     ServerError,
+    SlotUnavailable,
     TransportError,
+    VideoDeleted,
+    VideoNotFound,
     VideoRequest,
     VideoState,
 )
@@ -240,13 +244,92 @@ def test_what_one_process_learned_of_the_status_endpoint_the_others_read(client,
     assert api.calls[-1].request.path_url == "/openapi/v2/video/result/5"
 
 
-def test_a_404_inside_the_envelope_is_a_business_error_not_a_missing_route(client, api):
+def paths(api):
+    return [c.request.path_url.split("?")[0] for c in api.calls]
+
+
+STATUS, RESULT_5 = "/openapi/v2/video/status", "/openapi/v2/video/result/5"
+
+
+@pytest.mark.parametrize(("http_status", "body"), [
+    (404, {"ErrCode": 500008, "ErrMsg": "Requested data not found"}),
+    (404, {"ErrCode": 400017, "ErrMsg": "Invalid parameter"}),
+    (404, {"ErrCode": 500, "ErrMsg": "Not Found"}),
+    (405, {"ErrCode": 405, "ErrMsg": "Method Not Allowed"}),
+])
+def test_any_404_or_405_on_the_spec_route_tries_the_real_one(client, api, http_status, body):
+    api.get(f"{BASE}/video/status", status=http_status, json=body)
+    api.get(f"{BASE}/video/result/5", json=ok({"status": 5, "url": ""}))
+    assert client.video_status(5).endpoint == "result"
+    assert client.video_status(5).endpoint == "result"
+    assert paths(api) == [STATUS, RESULT_5, RESULT_5]
+    assert pixverse._status_endpoints == {"https://pixverse.test": "result"}
+
+
+def test_a_video_neither_route_knows_is_not_found_and_the_enveloped_route_is_learned(client, api):
     api.get(f"{BASE}/video/status", status=404,
-            json={"ErrCode": 500008, "ErrMsg": "Requested data not found"})
-    with pytest.raises(ServerError) as caught:
+            json={"ErrCode": 400017, "ErrMsg": "no such video"})
+    api.get(f"{BASE}/video/result/5", status=404, body="404 page not found")
+    with pytest.raises(VideoNotFound) as caught:
         client.video_status(5)
-    assert caught.value.err_code == 500008
-    assert len(api.calls) == 1
+    error = caught.value
+    assert type(error) is VideoNotFound
+    assert (error.err_code, error.err_msg, error.http_status) == (400017, "no such video", 404)
+    assert error.trace_id == api.calls[0].request.headers["ai-trace-id"]
+    assert pixverse._status_endpoints == {"https://pixverse.test": "status"}
+    # The route is known to exist, but a 404 from it still earns the one other try.
+    with pytest.raises(VideoNotFound):
+        client.video_status(5)
+    assert paths(api) == [STATUS, RESULT_5, STATUS, RESULT_5]
+
+
+def test_an_enveloped_not_found_keeps_its_class_when_the_real_route_is_missing(client, api):
+    api.get(f"{BASE}/video/status", status=404,
+            json={"ErrCode": 500064, "ErrMsg": "Content deleted"})
+    api.get(f"{BASE}/video/result/5", status=405, body="")
+    with pytest.raises(VideoDeleted) as caught:
+        client.video_status(5)
+    assert caught.value.err_code == 500064
+    assert len(api.calls) == 2
+
+
+@pytest.mark.parametrize("status_body", ["404 page not found", ""])
+def test_two_bare_404s_are_an_unknown_video_and_teach_nothing(client, api, status_body):
+    api.get(f"{BASE}/video/status", status=404, body=status_body)
+    api.get(f"{BASE}/video/result/5", status=404, body="404 page not found")
+    with pytest.raises(VideoNotFound) as caught:
+        client.video_status(5)
+    assert type(caught.value) is VideoNotFound
+    assert caught.value.err_code is None
+    assert len(api.calls) == 2
+    assert pixverse._status_endpoints == {}
+    assert cache.get(pixverse._endpoint_cache_key("https://pixverse.test")) is None
+
+
+def test_an_error_from_the_real_route_is_raised_as_it_is_and_teaches_nothing(client, api):
+    api.get(f"{BASE}/video/status", status=404, body="404 page not found")
+    api.get(f"{BASE}/video/result/5", status=400,
+            json={"ErrCode": 500047, "ErrMsg": "The provided media is invalid"})
+    with pytest.raises(VideoNotFound) as caught:
+        client.video_status(5)
+    assert (caught.value.err_code, caught.value.http_status) == (500047, 400)
+    assert caught.value.trace_id == api.calls[1].request.headers["ai-trace-id"]
+    assert pixverse._status_endpoints == {}
+    # Nothing learned: the next read asks the spec's route again.
+    with pytest.raises(VideoNotFound):
+        client.video_status(5)
+    assert paths(api) == [STATUS, RESULT_5, STATUS, RESULT_5]
+
+
+def test_a_learned_spec_route_that_starts_answering_404_falls_back_once(client, api):
+    api.get(f"{BASE}/video/status", json=ok({"status": "pending", "video_url": ""}))
+    assert client.video_status(5).endpoint == "status"
+    api.replace(responses.GET, f"{BASE}/video/status", status=404,
+                json={"ErrCode": 500008, "ErrMsg": "Requested data not found"})
+    api.get(f"{BASE}/video/result/5", json=ok({"status": 5, "url": ""}))
+    assert client.video_status(5).endpoint == "result"
+    assert client.video_status(5).endpoint == "result"
+    assert paths(api) == [STATUS, STATUS, RESULT_5, RESULT_5]
 
 
 def test_a_forced_status_endpoint_does_not_fall_back(client, api, settings):
@@ -254,6 +337,31 @@ def test_a_forced_status_endpoint_does_not_fall_back(client, api, settings):
     api.get(f"{BASE}/video/status", status=404, body="not here")
     with pytest.raises(RouteNotFound):
         client.video_status(5)
+
+
+def test_forced_endpoints_never_fall_back_whatever_the_404(client, api, settings):
+    settings.PIXVERSE_STATUS_ENDPOINT = "status"
+    api.get(f"{BASE}/video/status", status=404,
+            json={"ErrCode": 500008, "ErrMsg": "Requested data not found"})
+    with pytest.raises(VideoNotFound):
+        client.video_status(5)
+    settings.PIXVERSE_STATUS_ENDPOINT = "result"
+    api.get(f"{BASE}/video/result/5", status=404, body="not here")
+    with pytest.raises(RouteNotFound):
+        client.video_status(5)
+    assert paths(api) == [STATUS, RESULT_5]
+    assert pixverse._status_endpoints == {}
+
+
+def test_each_request_of_a_fallback_waits_for_its_own_slot(client, api, monkeypatch):
+    slots = []
+    monkeypatch.setattr(ratelimit, "wait_for_slot",
+                        lambda api_key, max_wait=None: slots.append(max_wait) or 0.0)
+    api.get(f"{BASE}/video/status", status=404,
+            json={"ErrCode": 500008, "ErrMsg": "Requested data not found"})
+    api.get(f"{BASE}/video/result/5", json=ok({"status": 5, "url": ""}))
+    client.video_status(5)
+    assert len(slots) == len(api.calls) == 2
 
 
 def test_done_without_a_url_is_malformed(client, api):
@@ -273,9 +381,13 @@ def test_done_without_a_url_is_malformed(client, api):
     (403, "Forbidden", NoCredits),
     (429, "Too Many Requests", RateLimited),
     (500, {"ErrCode": 500, "ErrMsg": "Internal Server Error"}, ServerError),
-    (502, "<html>Bad gateway</html>", ServerError),
-    (503, "", ServerError),
+    (502, "<html>Bad gateway</html>", GatewayError),
+    (503, "", GatewayError),
+    (504, "Gateway Timeout", GatewayError),
+    (503, {"ErrCode": 500069, "ErrMsg": "System under high load"}, ServerError),
     (400, "Bad Request", InvalidRequest),
+    (400, {"ErrCode": 500047, "ErrMsg": "The provided media is invalid"}, VideoNotFound),
+    (404, {"ErrCode": 500008, "ErrMsg": "Requested data not found"}, VideoNotFound),
     # ErrCode inside an HTTP 200 envelope
     (200, {"ErrCode": 401, "ErrMsg": "Invalid API Key"}, InvalidKey),
     (200, {"ErrCode": 400012, "ErrMsg": "Invalid account"}, InvalidKey),
@@ -292,6 +404,9 @@ def test_done_without_a_url_is_malformed(client, api):
     (200, {"ErrCode": 500063, "ErrMsg": "The uploaded image is not compliant"}, ModerationFailed),
     (200, {"ErrCode": 500, "ErrMsg": "Internal Server Error"}, ServerError),
     (200, {"ErrCode": 500069, "ErrMsg": "System under high load"}, ServerError),
+    (200, {"ErrCode": 500047, "ErrMsg": "The provided media is invalid"}, VideoNotFound),
+    (200, {"ErrCode": 500008, "ErrMsg": "Requested data not found"}, VideoNotFound),
+    (200, {"ErrCode": 500064, "ErrMsg": "Content deleted"}, VideoDeleted),
     (200, {"ErrCode": 599999, "ErrMsg": "Something new"}, ServerError),
     (200, {"ErrCode": 12, "ErrMsg": "Unheard of"}, PixVerseError),
 ])
@@ -322,9 +437,50 @@ def test_transient_errors_are_retryable(error_class):
     assert error_class.retryable
 
 
-@pytest.mark.parametrize("error_class", [InvalidKey, NoCredits, InvalidRequest, ModerationFailed])
+@pytest.mark.parametrize("error_class", [InvalidKey, NoCredits, InvalidRequest, ModerationFailed,
+                                         VideoNotFound, VideoDeleted])
 def test_final_errors_are_not_retryable(error_class):
     assert not error_class.retryable
+
+
+def test_the_video_errors_have_their_own_kinds():
+    assert issubclass(VideoDeleted, VideoNotFound) and issubclass(VideoNotFound, InvalidRequest)
+    assert (VideoNotFound.kind, VideoDeleted.kind) == ("video_not_found", "video_deleted")
+    assert issubclass(GatewayError, ServerError) and GatewayError.kind == "gateway_error"
+
+
+# --- Rate limits: ours and the server's ----------------------------------------------------
+
+
+def test_a_slot_too_far_is_refused_here_and_nothing_is_sent(client, api, monkeypatch):
+    def too_far(api_key, max_wait=None):
+        raise ratelimit.SlotTooFar(3.25)
+
+    monkeypatch.setattr(ratelimit, "wait_for_slot", too_far)
+    with pytest.raises(SlotUnavailable) as caught:
+        client.balance()
+    error = caught.value
+    assert isinstance(error, RateLimited)
+    assert (error.kind, error.wait, error.sent, error.retry_after) == (
+        "slot_unavailable", 3.25, False, None)
+    assert error.as_dict()["error"] == "slot_unavailable"
+    assert len(api.calls) == 0
+
+
+@pytest.mark.parametrize(("headers", "retry_after"), [
+    ({"Retry-After": "7"}, 7.0),
+    ({"Retry-After": "1.5"}, 1.5),
+    ({}, None),
+    ({"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"}, None),
+    ({"Retry-After": "-3"}, None),
+])
+def test_a_server_429_is_plain_rate_limited_with_its_retry_after(client, api, headers, retry_after):
+    api.get(f"{BASE}/account/balance", status=429, body="Too Many Requests", headers=headers)
+    with pytest.raises(RateLimited) as caught:
+        client.balance()
+    assert type(caught.value) is RateLimited
+    assert caught.value.sent is True
+    assert caught.value.retry_after == retry_after
 
 
 # --- Malformed answers and transport ---------------------------------------------------
@@ -359,6 +515,40 @@ def test_a_status_answer_without_status_is_malformed(client, api):
         client.video_status(1)
 
 
+@pytest.mark.parametrize(("kwargs", "error_class"), [
+    ({"body": requests.ReadTimeout("read timed out")}, TransportError),
+    ({"body": requests.ConnectionError("Connection aborted.")}, TransportError),
+    ({"status": 502, "body": "<html>Bad gateway</html>"}, GatewayError),
+    ({"status": 503, "body": ""}, GatewayError),
+    ({"status": 504, "body": "upstream timed out"}, GatewayError),
+    ({"status": 200, "body": "<html>captive portal</html>"}, MalformedResponse),
+    ({"json": ok({})}, MalformedResponse),
+])
+def test_an_unusable_answer_leaves_the_outcome_unknown(client, api, kwargs, error_class):
+    api.post(f"{BASE}/video/text/generate", **kwargs)
+    with pytest.raises(error_class) as caught:
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="keep-me")
+    assert caught.value.outcome_unknown is True
+    assert caught.value.trace_id == "keep-me"
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"body": requests.ConnectTimeout("connect timed out")},
+    {"body": requests.ConnectionError("Connection refused")},
+    {"status": 503, "json": {"ErrCode": 500069, "ErrMsg": "System under high load"}},
+    {"status": 500, "json": {"ErrCode": 500, "ErrMsg": "Internal Server Error"}},
+    {"json": {"ErrCode": 500044, "ErrMsg": "Reached the limit for concurrent generations."}},
+    {"status": 429, "body": "Too Many Requests"},
+    {"status": 404, "body": "404 page not found"},
+])
+def test_an_answer_from_pixverse_or_no_sending_leaves_the_outcome_known(client, api, kwargs):
+    api.post(f"{BASE}/video/text/generate", **kwargs)
+    with pytest.raises(PixVerseError) as caught:
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="t")
+    assert caught.value.outcome_unknown is False
+    assert type(caught.value) is not GatewayError
+
+
 def test_a_read_timeout_may_have_reached_the_server(client, api):
     api.post(f"{BASE}/video/text/generate", body=requests.ReadTimeout("read timed out"))
     with pytest.raises(TransportError) as caught:
@@ -388,6 +578,36 @@ def test_every_request_has_a_timeout(client, settings, monkeypatch):
         client.balance()
     assert seen["timeout"] == (2.5, 7.0)
     assert caught.value.maybe_sent is False
+
+
+def test_status_reads_have_their_own_read_timeout_and_balance_takes_one(client, settings, monkeypatch):
+    settings.PIXVERSE_CONNECT_TIMEOUT = 2.5
+    settings.PIXVERSE_READ_TIMEOUT = 30.0
+    settings.PIXVERSE_STATUS_READ_TIMEOUT = 4.0
+    seen = []
+
+    def fake_request(self, method, url, **kwargs):
+        seen.append((url.split("/openapi/v2")[1].split("?")[0], kwargs["timeout"]))
+        raise requests.ConnectTimeout("connect timed out")
+
+    monkeypatch.setattr(requests.Session, "request", fake_request)
+    for mode in ("status", "result"):
+        settings.PIXVERSE_STATUS_ENDPOINT = mode
+        with pytest.raises(TransportError):
+            client.video_status(5)
+    with pytest.raises(TransportError):
+        client.balance(read_timeout=2.0)
+    with pytest.raises(TransportError):
+        client.balance()
+    with pytest.raises(TransportError):
+        client.text_to_video(VideoRequest("p", 5, "360p"), trace_id="t")
+    assert seen == [
+        ("/video/status", (2.5, 4.0)),
+        ("/video/result/5", (2.5, 4.0)),
+        ("/account/balance", (2.5, 2.0)),
+        ("/account/balance", (2.5, 30.0)),
+        ("/video/text/generate", (2.5, 30.0)),
+    ]
 
 
 def test_a_real_timeout_against_a_silent_server(settings):
@@ -422,3 +642,24 @@ def test_a_refused_connection_never_left(settings):
 def test_a_client_needs_a_key():
     with pytest.raises(InvalidKey):
         PixVerseClient("")
+
+
+@pytest.mark.parametrize("key", [
+    KEY + "\u200b",            # a zero-width space, pasted with the key
+    "sk-t\u0435st-0123456789abcdef",  # a Cyrillic "e"
+    "sk-test-\x00123",
+    "sk-test\n0123",
+    "   ",
+])
+def test_a_key_that_cannot_go_into_a_header_is_invalid_not_a_crash(key):
+    with pytest.raises(InvalidKey) as caught:
+        PixVerseClient(key)
+    assert key.strip() == "" or key not in str(caught.value)
+    assert "0123" not in str(caught.value)
+
+
+def test_whitespace_around_a_key_is_not_sent(api):
+    api.get(f"{BASE}/account/balance",
+            json=ok({"account_id": 1, "credit_monthly": 0, "credit_package": 0}))
+    PixVerseClient(f"  {KEY}\n").balance()
+    assert api.calls[0].request.headers["API-KEY"] == KEY
