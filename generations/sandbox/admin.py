@@ -3,7 +3,7 @@ from datetime import UTC, datetime
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
-from generations.sandbox.models import SandboxAccount, SandboxRequest, SandboxVideo
+from generations.sandbox.models import SandboxAccount, SandboxCharge, SandboxRequest, SandboxVideo
 
 
 @admin.register(SandboxAccount)
@@ -36,6 +36,23 @@ class SandboxRequestAdmin(admin.ModelAdmin):
     @admin.display(description=_("started"), ordering="started_at")
     def started(self, obj: SandboxRequest) -> str:
         return datetime.fromtimestamp(obj.started_at, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(SandboxCharge)
+class SandboxChargeAdmin(admin.ModelAdmin):
+    """Every charge and refund, newest first: a trace id billed twice shows here."""
+
+    list_display = ["created", "account", "trace_id", "video", "credits"]
+    list_filter = ["account"]
+    search_fields = ["trace_id", "video__video_id"]
+    list_select_related = ["account", "video"]
+    readonly_fields = [f.name for f in SandboxCharge._meta.fields]
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -10,6 +10,7 @@ import time
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -19,6 +20,23 @@ KEY_PREFIX = "sk-sandbox-"
 
 def hash_key(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+# The kinds of call a hang can be switched on for; "status" is both status routes.
+CALL_KINDS = ("balance", "upload", "generate", "status")
+
+
+def parse_call_kinds(value: str) -> set[str]:
+    return {kind.strip() for kind in value.split(",") if kind.strip()}
+
+
+def validate_call_kinds(value: str) -> None:
+    unknown = sorted(parse_call_kinds(value) - set(CALL_KINDS))
+    if unknown:
+        raise ValidationError(
+            _("Unknown call kinds: %(unknown)s. Use any of: %(known)s."),
+            params={"unknown": ", ".join(unknown), "known": ", ".join(CALL_KINDS)},
+        )
 
 
 def new_id() -> int:
@@ -58,6 +76,35 @@ class SandboxAccount(models.Model):
     fault_generation_failure_rate = models.FloatField(
         _("share of videos that end failed"), default=0.0
     )
+    fault_http_429_rate = models.FloatField(_("share answered HTTP 429"), default=0.0)
+    spec_status_404_envelope = models.BooleanField(
+        _("/video/status answers 404 in the envelope"), default=False,
+        help_text=_("On: the spec's status route answers HTTP 404 with ErrCode 404 in the "
+                    "JSON envelope; /video/result keeps working."),
+    )
+    # Billing faults strike only a generate call that creates a new video:
+    # the credits are gone but the client never learns the video id.
+    fault_timeout_after_billing_rate = models.FloatField(
+        _("share of new videos answered only after the hang"), default=0.0,
+        help_text=_("The video is created and billed, then the answer waits the hang time."),
+    )
+    fault_drop_after_billing_rate = models.FloatField(
+        _("share of new videos answered by closing the connection"), default=0.0,
+        help_text=_("The video is created and billed, then the connection is closed "
+                    "with no HTTP answer."),
+    )
+    fault_hang_seconds = models.FloatField(_("hang time (s)"), default=40.0)
+    fault_hang_calls = models.CharField(
+        _("calls that hang"), max_length=100, blank=True, validators=[validate_call_kinds],
+        help_text=_("Comma-separated, any of: balance, upload, generate, status. Each such "
+                    "request waits the hang time before it is answered."),
+    )
+    fault_file_error_rate = models.FloatField(_("share of video downloads answered HTTP 503"),
+                                              default=0.0)
+    fault_file_slow_seconds = models.FloatField(
+        _("time to send a video file (s)"), default=0.0,
+        help_text=_("Spread over the file's chunks; 0: as fast as possible."),
+    )
     last_request_at = models.FloatField(default=0.0, editable=False)
     request_count = models.PositiveBigIntegerField(_("requests answered"), default=0, editable=False)
     created = models.DateTimeField(_("created"), auto_now_add=True)
@@ -95,6 +142,9 @@ class SandboxAccount(models.Model):
             pk=self.pk, last_request_at__lte=now - min_interval
         ).update(last_request_at=now, request_count=models.F("request_count") + 1)
         return claimed == 1
+
+    def hangs(self, call_kind: str) -> bool:
+        return call_kind in parse_call_kinds(self.fault_hang_calls)
 
     def running_videos(self) -> int:
         return self.videos.filter(ready_at__gt=timezone.now(), deleted=False).count()
@@ -203,3 +253,37 @@ class SandboxRequest(models.Model):
         cutoff = time.time() - cls.REQUEST_LOG_KEEP.total_seconds()
         deleted, _ = cls.objects.filter(started_at__lt=cutoff).delete()
         return deleted
+
+
+class SandboxCharge(models.Model):
+    """One movement of credits: a charge for a new video, or (negative) its refund.
+
+    The sandbox's own bookkeeping, so tests and benchmarks can tell from the
+    service's side whether a client that lost an answer got billed twice.
+    """
+
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="charges",
+                                verbose_name=_("account"))
+    trace_id = models.CharField(_("trace id"), max_length=100, db_index=True)
+    video = models.ForeignKey(SandboxVideo, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="charges", verbose_name=_("video"))
+    credits = models.IntegerField(_("credits"), help_text=_("Negative for a refund."))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox charge")
+        verbose_name_plural = _("sandbox charges")
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.credits:+d} credits for {self.trace_id}"
+
+    @classmethod
+    def billed_more_than_once(cls, account: SandboxAccount | None = None) -> list[str]:
+        """Trace ids charged more than once (refunds aside): what must never happen."""
+        charges = cls.objects.filter(credits__gt=0)
+        if account is not None:
+            charges = charges.filter(account=account)
+        repeated = (charges.values("account", "trace_id")
+                    .annotate(times=models.Count("id")).filter(times__gt=1))
+        return sorted({row["trace_id"] for row in repeated})

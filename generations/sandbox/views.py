@@ -6,13 +6,20 @@ checks, credits charged by the real price list (refunded on moderation
 failure), the plan's concurrency limit (500044), image checks (5000xx),
 1 request per second per key (429), ai-trace-id as an idempotency key, a
 generation that takes a while and ends in a real, playable video, and
-faults that tests switch on per account. Served under /sandbox/ only when
-PIXVERSE_SANDBOX_ENABLED is set; otherwise every route answers 404.
+faults that tests switch on per account: error answers, hangs, a billed
+generate call whose answer is late or never comes, failing or slow video
+files. Served under /sandbox/ only when PIXVERSE_SANDBOX_ENABLED is set;
+otherwise every route answers 404.
 """
 
 import contextlib
 import json
+import logging
+import math
 import random
+import socket
+import socketserver
+import sys
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -22,22 +29,34 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 from django.db.models import F
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    JsonResponse,
+    StreamingHttpResponse,
+)
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
 from generations.catalog import PROMPT_MAX_LENGTH, check_parameters, credit_cost
 from generations.images import InvalidImage, check_image
 from generations.sandbox.models import (
     SandboxAccount,
+    SandboxCharge,
     SandboxImage,
     SandboxRequest,
     SandboxVideo,
     hash_key,
 )
 
+logger = logging.getLogger(__name__)
+
 SAMPLES = sorted((Path(__file__).parent / "samples").glob("*.mp4"))
+FILE_CHUNK = 64 * 1024
 
 # The real service's numeric statuses, and the words of the spec's status call.
 NUMERIC_STATUS = {"queued": 9, "generating": 5, "success": 1, "failed": 8, "moderated": 7,
@@ -54,6 +73,11 @@ def envelope(resp: dict | None = None, *, code: int = 0, msg: str = "success",
 def not_found_route() -> HttpResponse:
     # What a real API gateway answers for a route it does not have.
     return HttpResponse("404 page not found", status=404, content_type="text/plain")
+
+
+def unknown_video() -> JsonResponse:
+    # As third-party clients report the real service answers an unknown or foreign id.
+    return envelope(code=500047, msg="The provided media is invalid", http_status=400)
 
 
 def _no_credits(account: SandboxAccount) -> JsonResponse:
@@ -74,8 +98,11 @@ def sandbox_enabled(view: Callable) -> Callable:
     return wrapper
 
 
-def api(method: str) -> Callable:
-    """Wrap a sandbox endpoint: method, key, rate limit, delay and faults, in that order."""
+def api(method: str, call_kind: str) -> Callable:
+    """Wrap a sandbox endpoint: method, key, rate limit, delay and hang, faults, in that order.
+
+    call_kind is the name fault_hang_calls knows the endpoint by.
+    """
 
     def decorator(view: Callable) -> Callable:
         @csrf_exempt
@@ -102,8 +129,12 @@ def api(method: str) -> Callable:
                 return envelope(code=429, msg="Too Many Requests", http_status=429)
             if account.fault_slow_seconds > 0:
                 time.sleep(account.fault_slow_seconds)
+            if account.hangs(call_kind):
+                time.sleep(account.fault_hang_seconds)
             if random.random() < account.fault_http_500_rate:
                 return envelope(code=500, msg="Internal Server Error", http_status=500)
+            if random.random() < account.fault_http_429_rate:
+                return envelope(code=429, msg="Too Many Requests", http_status=429)
             if random.random() < account.fault_error_rate:
                 return envelope(code=500069, msg="The system is under high load, try again later")
             if random.random() < account.fault_malformed_rate:
@@ -140,20 +171,54 @@ def _refund_moderated(account: SandboxAccount) -> None:
     due = account.videos.filter(outcome=SandboxVideo.Outcome.MODERATED, refunded=False,
                                 ready_at__lte=timezone.now())
     for video in due:
-        if SandboxVideo.objects.filter(pk=video.pk, refunded=False).update(refunded=True):
-            SandboxAccount.objects.filter(pk=account.pk).update(
-                credit_package=F("credit_package") + video.credits
-            )
+        with transaction.atomic():
+            if SandboxVideo.objects.filter(pk=video.pk, refunded=False).update(refunded=True):
+                SandboxAccount.objects.filter(pk=account.pk).update(
+                    credit_package=F("credit_package") + video.credits
+                )
+                SandboxCharge.objects.create(account=account, trace_id=video.trace_id,
+                                             video=video, credits=-video.credits)
 
 
-@api("GET")
+def drop_connection(request: HttpRequest) -> bool:
+    """Shut the client's TCP connection under this request, so it gets no HTTP answer at all.
+
+    WSGI has no way to say "answer nothing", so this takes the socket from the
+    server: gunicorn puts it in the environ; wsgiref (runserver, the tests'
+    live_server) does not, but its request handler, further up this thread's
+    stack, holds it. Whatever the server writes afterwards fails with EPIPE,
+    which both servers take for a client that went away and ignore. False when
+    no socket was found (some other server).
+    """
+    sock = request.environ.get("gunicorn.socket") or _wsgiref_socket()
+    if sock is None:
+        return False
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    return True
+
+
+def _wsgiref_socket() -> socket.socket | None:
+    # wsgiref serves each request from a socketserver handler's handle() in
+    # this same thread, so that frame is below ours; its `request` is the
+    # client's socket (StreamRequestHandler also calls it `connection`).
+    frame = sys._getframe(1)
+    while frame is not None:
+        handler = frame.f_locals.get("self")
+        if isinstance(handler, socketserver.BaseRequestHandler):
+            return handler.request
+        frame = frame.f_back
+    return None
+
+
+@api("GET", "balance")
 def balance(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
     account.refresh_from_db(fields=["credit_monthly", "credit_package"])
     return envelope({"account_id": account.account_id, "credit_monthly": account.credit_monthly,
                      "credit_package": account.credit_package})
 
 
-@api("POST")
+@api("POST", "upload")
 def upload_image(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
     upload = request.FILES.get("image")
     if upload is None:
@@ -234,18 +299,34 @@ def _generate(request: HttpRequest, account: SandboxAccount, kind: str) -> HttpR
                 credits=cost, outcome=outcome, created=now,
                 ready_at=now + locked.generation_time(),
             )
+            SandboxCharge.objects.create(account=locked, trace_id=trace_id, video=video,
+                                         credits=cost)
     except IntegrityError:
         # The same trace id arrived twice at once: both get the one video.
-        video = account.videos.get(trace_id=trace_id)
+        return envelope({"video_id": account.videos.get(trace_id=trace_id).video_id})
+    return _billed_answer(request, account, video)
+
+
+def _billed_answer(request: HttpRequest, account: SandboxAccount,
+                   video: SandboxVideo) -> HttpResponse:
+    """The answer for a video just created and billed, unless a billing fault loses it."""
+    if random.random() < account.fault_drop_after_billing_rate:
+        if not drop_connection(request):
+            logger.warning("sandbox: no socket to drop under this server; answering 444")
+        # nginx's code for "closed without answering": what the request log
+        # shows; the client, whose connection is gone, gets nothing.
+        return HttpResponse(status=444, reason="No Response")
+    if random.random() < account.fault_timeout_after_billing_rate:
+        time.sleep(account.fault_hang_seconds)
     return envelope({"video_id": video.video_id})
 
 
-@api("POST")
+@api("POST", "generate")
 def text_generate(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
     return _generate(request, account, "text")
 
 
-@api("POST")
+@api("POST", "generate")
 def img_generate(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
     return _generate(request, account, "image")
 
@@ -262,28 +343,30 @@ def _video_url(request: HttpRequest, video: SandboxVideo, stage: str) -> str:
     return request.build_absolute_uri(reverse("sandbox:video-file", args=[video.video_id]))
 
 
-@api("GET")
+@api("GET", "status")
 def video_status(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
     """The spec's status call: word statuses and video_url."""
     if not account.spec_status_route:
         return not_found_route()
+    if account.spec_status_404_envelope:
+        return envelope(code=404, msg="Not Found", http_status=404)
     raw_id = request.GET.get("video_id", "")
     if not raw_id:
         return envelope(code=400011, msg="Empty parameter: video_id")
     video = _find_video(account, raw_id)
     if video is None:
-        return envelope(code=500008, msg="Requested data not found")
+        return unknown_video()
     stage = video.stage()
     return envelope({"id": video.video_id, "status": WORD_STATUS[stage],
                      "video_url": _video_url(request, video, stage)})
 
 
-@api("GET")
+@api("GET", "status")
 def video_result(request: HttpRequest, account: SandboxAccount, video_id: str) -> HttpResponse:
     """The real service's status call: numeric statuses, url and the video's details."""
     video = _find_video(account, video_id)
     if video is None:
-        return envelope(code=500008, msg="Requested data not found")
+        return unknown_video()
     stage = video.stage()
     width, height = {"360p": (640, 360), "540p": (960, 540), "720p": (1280, 720),
                      "1080p": (1920, 1080)}[video.params["quality"]]
@@ -303,14 +386,39 @@ def video_result(request: HttpRequest, account: SandboxAccount, video_id: str) -
 
 
 @sandbox_enabled
-def video_file(request: HttpRequest, video_id: int) -> FileResponse:
-    """The finished video, at an unauthenticated URL as a CDN link would be."""
-    video = SandboxVideo.objects.filter(video_id=video_id).first()
+def video_file(request: HttpRequest, video_id: int) -> HttpResponse:
+    """The finished video, at an unauthenticated URL as a CDN link would be.
+
+    Its faults are those of the account that owns the video.
+    """
+    video = SandboxVideo.objects.select_related("account").filter(video_id=video_id).first()
     if video is None or video.stage() != "success" or not SAMPLES:
         raise Http404
+    account = video.account
+    if random.random() < account.fault_file_error_rate:
+        return HttpResponse("503 Service Unavailable", status=503, content_type="text/plain")
     sample = SAMPLES[video.video_id % len(SAMPLES)]
-    return FileResponse(sample.open("rb"), content_type="video/mp4",
-                        filename=f"{video.video_id}.mp4")
+    filename = f"{video.video_id}.mp4"
+    if account.fault_file_slow_seconds > 0:
+        return _slow_file(sample, filename, account.fault_file_slow_seconds)
+    return FileResponse(sample.open("rb"), content_type="video/mp4", filename=filename)
+
+
+def _slow_file(path: Path, filename: str, seconds: float) -> StreamingHttpResponse:
+    """The file in 64 KiB chunks, each after a pause, so the whole takes about `seconds`."""
+    size = path.stat().st_size
+    pause = seconds / max(1, math.ceil(size / FILE_CHUNK))
+
+    def chunks():
+        with path.open("rb") as file:
+            while chunk := file.read(FILE_CHUNK):
+                time.sleep(pause)
+                yield chunk
+
+    response = StreamingHttpResponse(chunks(), content_type="video/mp4")
+    response["Content-Length"] = str(size)
+    response["Content-Disposition"] = content_disposition_header(False, filename)
+    return response
 
 
 @sandbox_enabled
