@@ -88,8 +88,8 @@ class GenerationAdmin(admin.ModelAdmin):
     @admin.action(description=_("Read the status now"), permissions=["view"])
     def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         moved = [g for g in queryset if g.read_soon()]
-        for owner_id in {g.owner_id for g in moved}:
-            queue.start_member_worker(owner_id)
+        if moved:
+            queue.kick_scheduler()
         self._report(request, len(moved), queryset.count(), _("running"))
 
     @admin.action(description=_("Cancel"), permissions=["view"])
@@ -100,8 +100,8 @@ class GenerationAdmin(admin.ModelAdmin):
     @admin.action(description=_("Try again with the same settings"), permissions=["view"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
         retried = [g.retry() for g in queryset if g.can_retry]
-        for owner_id in {g.owner_id for g in retried}:
-            queue.start_member_worker(owner_id)
+        if retried:
+            queue.kick_scheduler()
         self._report(request, len(retried), queryset.count(), _("ended unsuccessfully"))
 
     def _report(self, request: HttpRequest, done: int, chosen: int, needed: str) -> None:

@@ -7,4 +7,9 @@ class GenerationsConfig(AppConfig):
     verbose_name = _("Generations")
 
     def ready(self) -> None:
-        from generations import checks  # noqa: F401  (registers the system checks)
+        from generations import (
+            checks,  # noqa: F401  (registers the system checks)
+            queue,
+        )
+
+        queue.connect_worker_signals()

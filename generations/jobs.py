@@ -1,37 +1,54 @@
 """Background work: submitting generations, reading their status, storing the videos.
 
-Run by django-q2 workers (generations/queue.py hands them out); every function
-takes ids, re-reads the database and is safe to run twice.
+One scheduler loop per worker cluster (a django-q2 task, run_scheduler) does
+every member's work, key by key. PixVerse allows 1 request per second per
+API key, so the key, not the member, is what work is scheduled by: members
+who use one key share its schedule, and keys work in parallel.
 
-Why one worker per member: the spec allows 1 request per second per key, and
-PixVerse asks for 3 to 5 seconds between reads of one job. A worker that holds
-the member's lease (ApiCredential.worker_until) works through that member's
-jobs in one loop, always taking the most overdue first, sleeping only until
-the next one is due: a finished video is noticed within seconds instead of at
-django-q2's ~30 s schedule ticks, no job is read by two workers at once, and
-the request slots go to the jobs most likely to be finished. The loop ends
-when nothing is active, or hands over to a fresh task before django-q2's
-timeout. A schedule (dispatch_workers, every minute) restarts loops that a
-crash or restart ended, and a submission whose worker died is resent with the
-same trace id, so nothing is lost and nothing is billed twice.
+- Each step is one request (an upload, a generate call, a status read, a
+  balance read) or the copy of a finished video. The loop picks a key's next
+  due step, claims it on the job's row with a short lease (Generation.claim_step),
+  and hands it to a thread of its pool; the thread does the request and
+  records what came of it, which releases the claim. No thread waits for
+  another job: a hung request holds up only its own job.
+- The loop renews the leases of its steps in flight every few seconds. A loop
+  whose process was killed stops renewing, and its steps are taken over by
+  any loop within PORTAL_WORKER_LEASE_SECONDS. A new cluster starts its loop
+  as soon as a worker process starts (apps.py connects django-q2's post_spawn);
+  the minute schedule and the web's new jobs start one where none is alive.
+- Per key, submissions go in the order the jobs were created; a job that
+  waits (the plan's limit, a backoff) keeps its place and the younger ones
+  wait behind it. Reads and submissions take turns; reads of videos likely
+  ready go first (work_out_step).
+- A generate call whose answer never came is resent with the same trace id,
+  which PixVerse answers with the video it made, if any, without billing it
+  again: such a job never fails as "unreachable"; at the generation timeout
+  it says PixVerse may have made the video, and "Try again" asks for it with
+  the same trace id (Generation.retry).
+
+Every function takes ids or rows it re-reads, and is safe to run twice.
 """
 
 import logging
+import os
+import socket
 import statistics
 import tempfile
+import threading
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
-from django.core.cache import cache
 from django.core.files.base import File
-from django.db.models import Q
-from django.db.models.functions import Coalesce
+from django.db import connections
+from django.db.models import Count
 from django.utils import timezone
 
 from generations import queue
-from generations.models import ApiCredential, Generation, WorkerHeartbeat
+from generations.models import ApiCredential, Generation, SchedulerRunner, WorkerHeartbeat
 from generations.pixverse import (
     ConcurrencyLimit,
     InvalidKey,
@@ -40,159 +57,382 @@ from generations.pixverse import (
     NoCredits,
     PixVerseClient,
     PixVerseError,
+    RateLimited,
+    SlotUnavailable,
     TransportError,
+    VideoNotFound,
     VideoState,
 )
 from pixverse_site.logcontext import log_context
 
 logger = logging.getLogger(__name__)
 
-
-def _lease() -> timedelta:
-    """How long a worker's claim (on a member's jobs, or on one submission) holds.
-
-    Longer than one step can take (a call's wait for its rate-limit slot plus
-    its read timeout); past it, the worker is taken for dead and another
-    takes over: the submission is resent with its own trace id.
-    """
-    return timedelta(seconds=settings.PORTAL_WORKER_LEASE_SECONDS)
-
 READ_INTERVAL = timedelta(seconds=4)  # PixVerse's advice: 3 to 5 s between reads of one job
 FIRST_READ_FALLBACK = timedelta(seconds=5)
-# Before any video of a kind has finished, a member's younger jobs of that
-# kind wait for the oldest one (the probe) -- but not longer than this.
+# Before any video of a kind has finished, a key's younger jobs of that kind
+# wait for the oldest one (the probe) -- but not longer than this.
 PROBE_PATIENCE = timedelta(seconds=90)
-CONCURRENCY_RETRY = timedelta(seconds=15)
+# The plan's limit of videos at once: a waiting job is tried again when one of
+# its key's videos finishes, or after this (the key may be busy elsewhere).
+CONCURRENCY_FALLBACK = timedelta(seconds=30)
+RATE_LIMITED_RETRY = timedelta(seconds=2)
+# Unanswered steps are tried again after 5, 10, 20, 40 s, then every minute.
+MISS_BACKOFF_CAP = timedelta(seconds=60)
+COPY_BACKOFF_CAP = timedelta(minutes=10)
+# "Not found" right after a submission can be PixVerse catching up; this many in a row is final.
+NOT_FOUND_READS = 3
+# How long a step's request may wait for its key's slot before it is given back.
+STEP_SLOT_WAIT = 2.0
+# A wanted balance waits for a free request slot of its key, at most this long.
+BALANCE_PATIENCE = timedelta(seconds=3)
+# Jobs that spent or got back credits want the balance read within this time
+# (one read for all of them, not one per job).
+BALANCE_AFTER_JOBS = timedelta(seconds=30)
+STEPS_IN_FLIGHT_PER_KEY = 4
+COPIES_IN_FLIGHT = 4
+# A loop hands over to a fresh task this often: django-q2 stops a cluster only
+# once its workers' tasks end (they never see the signal), so a stop or
+# restart waits at most about this long.
+SLICE_SECONDS = 10.0
+HOUSEKEEPING_EVERY = 5.0  # seconds
+REPAIR_EVERY = 60.0
 
 
-def balance_cache_key(user_id: int) -> str:
-    return f"pixverse-balance:{user_id}"
+def _lease() -> timedelta:
+    """How long a claim on a step (or on a cluster's loop) holds without being renewed."""
+    return timedelta(seconds=settings.PORTAL_WORKER_LEASE_SECONDS)
 
 
-# --- The member's worker loop ---------------------------------------------------------
+def _backoff(misses: int, cap: timedelta) -> timedelta:
+    return min(timedelta(seconds=5 * 2 ** min(misses, 10)), cap)
 
 
-def work_for_member(user_id: int) -> None:
-    """Work through one member's active jobs until none is left (a django-q2 task)."""
-    credential = ApiCredential.objects.filter(user_id=user_id).first()
-    if credential is None:
-        _fail_all_without_key(user_id)
-        return
-    if not credential.claim_worker(_lease()):
-        return  # another worker has this member's jobs
-    budget_ends = time.monotonic() + settings.Q_CLUSTER["timeout"] * 0.75
-    client = credential.client()
-    last = None
-    try:
-        while time.monotonic() < budget_ends:
-            credential.renew_worker(_lease())
-            did = work_step(user_id, client, after=last)
-            if did is None:
-                break
-            if not did:
-                _sleep_until_next_due(user_id)
-            last = did or last
-    finally:
-        credential.release_worker()
-    # A job created while we were finishing would otherwise wait for the schedule.
-    if _active(user_id).exists():
-        queue.start_member_worker(user_id)
+# --- The loop -----------------------------------------------------------------------------
 
 
-def dispatch_workers() -> int:
-    """Start a worker for every member with active jobs (the schedule's task); how many."""
+def _runner_name() -> str:
+    # A django-q2 worker's parent is its cluster's sentinel: one loop per cluster.
+    return f"{socket.gethostname()}:{os.getppid()}"
+
+
+def run_scheduler(seconds: float | None = None) -> bool:
+    """This cluster's scheduler loop (a django-q2 task); False if another one runs here.
+
+    A loop that was killed leaves its lease behind: a new one waits for it to
+    lapse (a few seconds) rather than leaving the cluster without a loop.
+    """
     WorkerHeartbeat.beat()
-    user_ids = set(
-        Generation.objects.filter(status__in=Generation.ACTIVE).values_list("owner_id", flat=True)
-    )
-    busy = set(
-        ApiCredential.objects.filter(user_id__in=user_ids, worker_until__gt=timezone.now())
-        .values_list("user_id", flat=True)
-    )
-    for user_id in sorted(user_ids - busy):
-        queue.start_member_worker(user_id)
-    return len(user_ids - busy)
+    name, token = _runner_name(), uuid.uuid4()
+    lease = _lease()
+    give_up = time.monotonic() + lease.total_seconds() + 2
+    while not SchedulerRunner.claim(name, token, lease):
+        if time.monotonic() > give_up:
+            return False
+        time.sleep(1.0)
+    budget = seconds if seconds is not None else min(SLICE_SECONDS, settings.Q_CLUSTER["timeout"] * 0.5)
+    Scheduler(name, token).run(budget, hand_over=seconds is None)
+    return True
 
 
-def _active(user_id: int):
-    return Generation.objects.filter(owner_id=user_id, status__in=Generation.ACTIVE)
+class Scheduler:
+    """One loop that hands out every key's due steps to a pool of threads."""
+
+    def __init__(self, name: str = "", token: uuid.UUID | None = None):
+        self.name = name
+        self.token = token or uuid.uuid4()
+        self.pool = ThreadPoolExecutor(max_workers=settings.PORTAL_SCHEDULER_THREADS,
+                                       thread_name_prefix="pixverse-step")
+        self.lock = threading.Lock()
+        self.in_flight: dict[int, tuple[str, str]] = {}  # job pk -> (key hash, step)
+        self.balances_in_flight: set[str] = set()
+        # Per key (this loop's view): when its next request may start, and what
+        # its last step was, so reads and submissions take turns.
+        self.free_at: dict[str, float] = {}
+        self.last_step: dict[str, str] = {}
+
+    # The loop itself
+
+    def run(self, seconds: float, *, hand_over: bool = False, until_idle: bool = False) -> None:
+        ends = time.monotonic() + seconds
+        renew_at = housekeeping_at = repair_at = 0.0
+        try:
+            while time.monotonic() < ends:
+                now = time.monotonic()
+                if now >= renew_at:
+                    self._renew()
+                    renew_at = now + _lease().total_seconds() / 3
+                if now >= housekeeping_at:
+                    housekeeping(repair=now >= repair_at)
+                    repair_at = now + REPAIR_EVERY if now >= repair_at else repair_at
+                    housekeeping_at = now + HOUSEKEEPING_EVERY
+                pause = self.tick()
+                if until_idle and not self.in_flight and not _pending().exists():
+                    break
+                time.sleep(pause)
+        finally:
+            if self.name:
+                SchedulerRunner.release(self.name, self.token)
+            if hand_over:
+                # The next loop may start in another worker while this one finishes.
+                queue.kick_scheduler(force=True)
+            self._finish(deadline=time.monotonic() + settings.Q_CLUSTER["timeout"] * 0.4)
+
+    def _renew(self) -> None:
+        WorkerHeartbeat.beat()
+        if self.name:
+            SchedulerRunner.renew(self.name, self.token, _lease())
+        with self.lock:
+            pks = list(self.in_flight)
+        if pks:
+            Generation.renew_claims(pks, self.token, _lease())
+
+    def _finish(self, deadline: float) -> None:
+        """Wait for the steps in flight, renewing their claims, until the deadline."""
+        while self.in_flight and time.monotonic() < deadline:
+            self._renew()
+            time.sleep(min(1.0, _lease().total_seconds() / 3))
+        self.pool.shutdown(wait=False, cancel_futures=True)
+
+    def tick(self) -> float:
+        """Start every step that is due and allowed now; the seconds until it is worth looking again."""
+        now = timezone.now()
+        mono = time.monotonic()
+        due = _pending().filter(Generation._unclaimed(now), next_attempt_at__lte=now)
+        keys = set(due.exclude(status=Generation.Status.DONE)
+                   .values_list("key_hash", flat=True).distinct())
+        # A balance read goes before the key's jobs only once it has waited a while:
+        # reading it after every submission would take every other request slot.
+        balance_due = dict(ApiCredential.objects.filter(balance_due_at__lte=now)
+                           .values_list("key_hash", "balance_due_at"))
+        balance_keys = set(balance_due)
+        pause = 0.5
+        for key in sorted(keys | balance_keys):
+            if not key:
+                continue  # housekeeping gives such jobs a key or fails them
+            wait = self.free_at.get(key, 0.0) - mono
+            if wait > 0:
+                pause = min(pause, wait)
+                continue
+            if self._busy(key):
+                continue
+            started = False
+            balance_first = key in balance_due and now - balance_due[key] > BALANCE_PATIENCE
+            if balance_first:
+                started = self._start_balance_read(key)
+            if not started and key in keys:
+                started = self._start_job_step(key, now)
+            if not started and key in balance_due and not balance_first:
+                started = self._start_balance_read(key)
+            interval = settings.PIXVERSE_MIN_INTERVAL if started else 0.5
+            self.free_at[key] = mono + interval
+            pause = min(pause, max(interval, 0.02))
+        self._start_copies(due.filter(status=Generation.Status.DONE))
+        upcoming = (_pending().filter(Generation._unclaimed(now), next_attempt_at__gt=now)
+                    .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first())
+        if upcoming is not None:
+            pause = min(pause, (upcoming - now).total_seconds())
+        return min(max(pause, 0.02), 0.5)
+
+    def _busy(self, key: str) -> bool:
+        with self.lock:
+            total = len(self.in_flight) + len(self.balances_in_flight)
+            of_key = sum(1 for k, _step in self.in_flight.values() if k == key)
+        return total >= settings.PORTAL_SCHEDULER_THREADS or of_key >= STEPS_IN_FLIGHT_PER_KEY
+
+    def _start_job_step(self, key: str, now: datetime) -> bool:
+        chosen = work_out_step(key, now, after=self.last_step.get(key))
+        if chosen is None:
+            return False
+        generation, step = chosen
+        if not generation.claim_step(self.token, _lease()):
+            return False  # another loop took it
+        self.last_step[key] = step
+        with self.lock:
+            self.in_flight[generation.pk] = (key, step)
+        self.pool.submit(self._run_step, generation, step, key)
+        return True
+
+    def _start_balance_read(self, key: str) -> bool:
+        if key in self.balances_in_flight or not ApiCredential.claim_balance_read(key):
+            return False
+        with self.lock:
+            self.balances_in_flight.add(key)
+        self.pool.submit(self._run_balance_read, key)
+        return True
+
+    def _start_copies(self, due) -> None:
+        with self.lock:
+            copying = sum(1 for _k, step in self.in_flight.values() if step == "copy")
+            room = min(COPIES_IN_FLIGHT - copying,
+                       settings.PORTAL_SCHEDULER_THREADS - len(self.in_flight))
+        if room <= 0:
+            return
+        for generation in due.order_by("next_attempt_at")[:room]:
+            if generation.claim_step(self.token, _lease()):
+                with self.lock:
+                    self.in_flight[generation.pk] = (generation.key_hash, "copy")
+                self.pool.submit(self._run_step, generation, "copy", generation.key_hash)
+
+    # In the pool's threads
+
+    def _run_step(self, generation: Generation, step: str, key: str) -> None:
+        try:
+            with log_context(generation_id=generation.pk, trace_id=str(generation.trace_id)):
+                if step == "copy":
+                    store_video(generation.pk, token=self.token)
+                    return
+                client = _client_for(key)
+                if client is None:
+                    generation.release(self.token)  # housekeeping deals with a removed key
+                    return
+                if step == "read":
+                    read_status(generation, client, token=self.token)
+                else:
+                    submit(generation, client, token=self.token)
+        except SlotUnavailable as error:
+            # Another process has the key's next slot: nothing was sent.
+            generation.release(self.token)
+            self.free_at[key] = time.monotonic() + max(error.wait, 0.05)
+        except Exception:
+            # One bad job must not stop the others; its step is tried again later.
+            logger.exception("generation %s: unexpected error in step %s", generation.pk, step)
+            generation.release(self.token, next_at=timezone.now() + READ_INTERVAL)
+        finally:
+            with self.lock:
+                self.in_flight.pop(generation.pk, None)
+            connections.close_all()  # this thread's own connections
+
+    def _run_balance_read(self, key: str) -> None:
+        try:
+            read_balance(key)
+        except Exception:
+            logger.exception("balance read failed")
+        finally:
+            with self.lock:
+                self.balances_in_flight.discard(key)
+            connections.close_all()
 
 
-def _due_reads(user_id: int, now: datetime):
-    # The longest-running first: the one most likely to be finished by now.
-    return _active(user_id).filter(
-        status=Generation.Status.RUNNING, next_attempt_at__lte=now
-    ).order_by("submitted_at", "created")
+def _pending():
+    """Jobs with a step left to do (served by a partial index)."""
+    return Generation.objects.filter(next_attempt_at__isnull=False)
 
 
-def _due_submissions(user_id: int, now: datetime):
-    due_time = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    return _active(user_id).filter(
-        (Q(status=Generation.Status.QUEUED) & due_time)
-        | Q(status=Generation.Status.SUBMITTING, claimed_until__lt=now)
-    ).order_by(Coalesce("next_attempt_at", "created"), "created")
+def _client_for(key_hash: str) -> PixVerseClient | None:
+    credential = ApiCredential.objects.filter(key_hash=key_hash).order_by("pk").first()
+    return credential.client(max_wait=STEP_SLOT_WAIT) if credential else None
 
 
-def work_step(user_id: int, client: PixVerseClient, after: str | None = None) -> str | bool | None:
-    """Do the next due thing for this member, and say what: "read" or "submit";
-    False when nothing is due yet; None when the member has no active job.
+# --- Housekeeping: timeouts, jobs without a key, copies never made ----------------------------
+
+
+def housekeeping(*, repair: bool = False) -> None:
+    now = timezone.now()
+    unclaimed = Generation.objects.filter(Generation._unclaimed(now), status__in=Generation.ACTIVE)
+    for expired in unclaimed.filter(created__lt=now - settings.PORTAL_GENERATION_TIMEOUT):
+        unanswered = expired.maybe_submitted and expired.video_id is None
+        expired.mark_failed(Generation.Reason.MAYBE_MADE if unanswered else Generation.Reason.TIMED_OUT,
+                            status=Generation.Status.TIMED_OUT)
+        Generation.wake_waiting(expired.key_hash)
+    known_keys = ApiCredential.objects.values("key_hash")
+    for orphan in unclaimed.filter(next_attempt_at__isnull=False).exclude(key_hash__in=known_keys):
+        _find_a_key(orphan)
+    if repair:
+        # A worker killed between "done" and the copy, or a row from before copies were retried.
+        Generation.objects.filter(status=Generation.Status.DONE, video_file="",
+                                  next_attempt_at__isnull=True).exclude(video_url="").exclude(
+            error_reason=Generation.Reason.COPY_TOO_LARGE).update(next_attempt_at=now)
+        SchedulerRunner.prune()
+
+
+def _find_a_key(generation: Generation) -> None:
+    """A job whose key is gone: one never sent goes on the owner's current key; else it fails."""
+    current = ApiCredential.objects.filter(user_id=generation.owner_id).values_list(
+        "key_hash", flat=True).first()
+    never_sent = generation.status == Generation.Status.QUEUED and not generation.maybe_submitted
+    if current and never_sent:
+        Generation.objects.filter(pk=generation.pk, status=Generation.Status.QUEUED).update(
+            key_hash=current)
+    else:
+        generation.mark_failed(Generation.Reason.NO_KEY)
+
+
+# --- Choosing a key's next step -------------------------------------------------------------
+
+
+def work_out_step(key_hash: str, now: datetime, after: str | None = None):
+    """The key's next step, (job, "read" or "submit"), or None when nothing is due.
 
     When both a status read and a submission are due, they take turns (after
-    is what the previous step did), except that reads go first while several
+    is what the previous step was), except that reads go first while several
     are waiting and the oldest has run longer than such videos usually take:
     then videos are most likely ready and unnoticed, and submissions go on at
     the pace the reads keep up with. Before the portal has seen any video of
     that kind finish, reads are guesses and never hold submissions back.
     """
-    now = timezone.now()
-    active = _active(user_id)
-    for expired in active.filter(created__lt=now - settings.PORTAL_GENERATION_TIMEOUT):
-        expired.mark_failed(Generation.Reason.TIMED_OUT, status=Generation.Status.TIMED_OUT)
-        cache.delete(balance_cache_key(user_id))
-    if not active.exists():
-        return None
-    reads = _reads_worth_making(user_id, now, limit=2)
+    reads = _reads_worth_making(key_hash, now, limit=2)
     read = reads[0] if reads else None
-    submission = _due_submissions(user_id, now).first()
+    submission = _next_submission(key_hash, now)
     if read and submission:
         usual = learned_duration(read.quality, read.duration)
         backlog = len(reads) > 1 and usual is not None and now - read.submitted_at >= usual
         take_turn = after == "read" and not backlog
-        generation, kind = (submission, "submit") if take_turn else (read, "read")
-    elif read or submission:
-        generation, kind = (read, "read") if read else (submission, "submit")
-    else:
-        return False
-    try:
-        with log_context(generation_id=generation.pk, trace_id=str(generation.trace_id)):
-            if kind == "read":
-                read_status(generation, client)
-            else:
-                submit(generation, client)
-    except Exception:
-        # One bad job must not stop the member's others; it is tried again when due.
-        logger.exception("generation %s: unexpected error", generation.pk)
-        Generation.objects.filter(pk=generation.pk).update(
-            next_attempt_at=timezone.now() + READ_INTERVAL
-        )
-    return kind
+        return (submission, "submit") if take_turn else (read, "read")
+    if read:
+        return read, "read"
+    if submission:
+        return submission, "submit"
+    return None
 
 
-def _reads_worth_making(user_id: int, now: datetime, limit: int) -> list[Generation]:
+def _next_submission(key_hash: str, now: datetime) -> Generation | None:
+    """The key's next job to send, if it is due: the jobs behind it wait.
+
+    The line is the order the jobs were created in, taking turns between the
+    members who share the key (a member with fewer videos running on it goes
+    first), so one member's batch does not hold up a team mate's single
+    video. A job that waits (the plan's limit, a backoff) keeps its place at
+    the head. A job in flight (claimed) does not hold the others back.
+    """
+    unsent = list(Generation.objects.filter(
+        key_hash=key_hash, status__in=[Generation.Status.QUEUED, Generation.Status.SUBMITTING],
+        next_attempt_at__isnull=False,
+    ).order_by("created", "pk")[:100])
+    if not unsent:
+        return None
+    turns: dict[int, int] = {}
+    if len({generation.owner_id for generation in unsent}) > 1:
+        turns = dict(Generation.objects.filter(key_hash=key_hash, status=Generation.Status.RUNNING)
+                     .values("owner_id").annotate(n=Count("pk")).values_list("owner_id", "n"))
+    line = []
+    for generation in unsent:
+        turns[generation.owner_id] = turns.get(generation.owner_id, 0) + 1
+        line.append((turns[generation.owner_id], generation.created, generation.pk, generation))
+    for *_order, generation in sorted(line, key=lambda entry: entry[:3]):
+        if generation.claimed_until is not None and generation.claimed_until >= now:
+            continue
+        return generation if generation.next_attempt_at <= now else None
+    return None
+
+
+def _due_reads(key_hash: str, now: datetime):
+    # The longest-running first: the one most likely to be finished by now.
+    return Generation.objects.filter(
+        Generation._unclaimed(now), key_hash=key_hash, status=Generation.Status.RUNNING,
+        next_attempt_at__lte=now,
+    ).order_by("submitted_at", "created")
+
+
+def _reads_worth_making(key_hash: str, now: datetime, limit: int) -> list[Generation]:
     """The due status reads likely to tell something new, longest-running first.
 
-    Before the portal has seen a video of a kind finish, only the member's
-    oldest running job of that kind is read (the probe): younger ones are
-    unlikely to be ready before it, and each read takes one of the key's
-    requests (one per second) from submissions and from the probe. They are
+    Before the portal has seen a video of a kind finish, only the team's
+    oldest running job of that kind is read (the probe), whatever its key:
+    younger ones are unlikely to be ready before it, and each read costs a
+    request (a key's one per second, taken from its submissions). They are
     read once it is done and the duration learned, or after PROBE_PATIENCE.
-    A job put off gets a later next read, so the worker sleeps rather than
-    looking again at once.
-
-    (Pushing jobs submitted before anything was learned to the learned time
-    too was tried: the learned time includes how late the done read came, so
-    the estimate stopped shrinking, and detection got slower -- median 2.4 s
-    to 4.5 s in bench/jobs.py's default run.)
+    A job put off gets a later next read, so the loop does not look at it
+    again at once.
     """
     learned: dict[tuple[str, int], timedelta | None] = {}
     probes: dict[tuple[str, int], int | None] = {}
@@ -206,7 +446,7 @@ def _reads_worth_making(user_id: int, now: datetime, limit: int) -> list[Generat
         if learned[kind] is not None:
             return None  # its first read was timed by what was learned, or is overdue
         if kind not in probes:
-            probes[kind] = _active(user_id).filter(
+            probes[kind] = Generation.objects.filter(
                 status=Generation.Status.RUNNING, quality=kind[0], duration=kind[1],
             ).order_by("submitted_at", "created").values_list("pk", flat=True).first()
         if generation.pk == probes[kind]:
@@ -216,7 +456,7 @@ def _reads_worth_making(user_id: int, now: datetime, limit: int) -> list[Generat
 
     worth = []
     # A list, not a cursor: postponing writes to the rows being looked through.
-    for generation in list(_due_reads(user_id, now)[:50]):
+    for generation in list(_due_reads(key_hash, now)[:50]):
         ready_at = not_before(generation)
         if ready_at is not None and ready_at > now:
             generation.postpone_read(ready_at)
@@ -227,54 +467,69 @@ def _reads_worth_making(user_id: int, now: datetime, limit: int) -> list[Generat
     return worth
 
 
-def _sleep_until_next_due(user_id: int) -> None:
-    upcoming = (
-        _active(user_id).exclude(next_attempt_at__isnull=True)
-        .order_by("next_attempt_at").values_list("next_attempt_at", flat=True).first()
-    )
-    wait = 1.0 if upcoming is None else (upcoming - timezone.now()).total_seconds()
-    # Wake at least every second: a new job may arrive from the web meanwhile.
-    time.sleep(min(max(wait, 0.05), 1.0))
-
-
-def _fail_all_without_key(user_id: int) -> None:
-    for generation in _active(user_id):
-        generation.mark_failed(Generation.Reason.NO_KEY)
-
-
-# --- Submitting ----------------------------------------------------------------------------
-
-
 def learned_duration(quality: str, duration: int) -> timedelta | None:
     """How long PixVerse takes for such a video, learned from recent ones; None before any.
 
-    A little under the median, so that the first read usually finds the video
-    just done and rarely a second read is needed.
+    Each finished job brackets the moment its video was ready: after its last
+    read that found it running, and by the read that found it done; the
+    middle of that bracket is not biased by how late the done read came.
+    When the first read found it done, only the end is known: half a read
+    interval before it is taken, so that an estimate that came too late moves
+    earlier until a first read finds a video still running. (Taking the end
+    itself made the estimate creep up with the portal's own lag: ready -> done
+    median 5.6 s in bench/jobs.py, against 2-3 s.)
     """
     recent = (
         Generation.objects.filter(status=Generation.Status.DONE, quality=quality, duration=duration,
                                   submitted_at__isnull=False)
-        .order_by("-finished_at").values_list("submitted_at", "finished_at")[:20]
+        .order_by("-finished_at").values_list("submitted_at", "last_read_at", "finished_at")[:20]
     )
-    seconds = [(finished - submitted).total_seconds() for submitted, finished in recent]
+    seconds = []
+    for submitted, last_running, finished in recent:
+        if last_running is None:
+            ready_by = finished - READ_INTERVAL / 2
+        else:
+            ready_by = last_running + (finished - last_running) / 2
+        seconds.append((ready_by - submitted).total_seconds())
     if not seconds:
         return None
-    return timedelta(seconds=max(statistics.median(seconds) * 0.9, 1.0))
+    return timedelta(seconds=max(statistics.median(seconds), 1.0))
 
 
 def expected_duration(quality: str, duration: int) -> timedelta:
     return learned_duration(quality, duration) or FIRST_READ_FALLBACK
 
 
-def submit(generation: Generation, client: PixVerseClient) -> bool:
-    """Upload the image if needed and start the generation; True if PixVerse took it."""
-    if not generation.claim_submission(_lease()):
+# --- Submitting ----------------------------------------------------------------------------
+
+
+def _claimed(generation: Generation, token) -> uuid.UUID | None:
+    """The token the step runs under: the scheduler's, or a claim of our own (tests, admin)."""
+    if token is not None:
+        return token
+    token = uuid.uuid4()
+    return token if generation.claim_step(token, _lease(), due_only=False) else None
+
+
+def submit(generation: Generation, client: PixVerseClient, token=None) -> bool:
+    """The job's next submission step: upload its image, or the generate call.
+
+    True when PixVerse took the job. An upload makes the generate call due at once.
+    """
+    if (token := _claimed(generation, token)) is None:
         return False
     try:
         if generation.kind == Generation.Kind.IMAGE and generation.img_id is None:
             with generation.source_image.open("rb") as f:
-                uploaded = client.upload_image(f.read())
-            generation.record_image(uploaded.img_id)
+                try:
+                    uploaded = client.upload_image(f.read())
+                except SlotUnavailable:
+                    raise
+                except PixVerseError as error:
+                    _submission_failed(generation, error, token, billable=False)
+                    return False
+            generation.record_image(uploaded.img_id, token=token)
+            return False
         if generation.kind == Generation.Kind.IMAGE:
             submission = client.image_to_video(
                 generation.img_id, generation.video_request(), trace_id=str(generation.trace_id)
@@ -283,65 +538,92 @@ def submit(generation: Generation, client: PixVerseClient) -> bool:
             submission = client.text_to_video(
                 generation.video_request(), trace_id=str(generation.trace_id)
             )
+    except SlotUnavailable:
+        raise
     except PixVerseError as error:
-        _submission_failed(generation, error)
+        _submission_failed(generation, error, token)
         return False
     first_read = timezone.now() + expected_duration(generation.quality, generation.duration)
-    generation.mark_submitted(submission.video_id, first_read)
-    cache.delete(balance_cache_key(generation.owner_id))
+    generation.mark_submitted(submission.video_id, first_read, token=token)
+    ApiCredential.want_balance(generation.key_hash, within=BALANCE_AFTER_JOBS)
     logger.info("generation %s submitted: video_id=%s trace_id=%s", generation.pk,
                 submission.video_id, generation.trace_id)
     return True
 
 
-def _submission_failed(generation: Generation, error: PixVerseError) -> None:
+def _submission_failed(generation: Generation, error: PixVerseError, token, *,
+                       billable: bool = True) -> None:
+    """Put the job back in line, or end it, by what the error means (billable: a generate call)."""
     logger.warning("generation %s: submission failed: %s ErrCode=%s trace_id=%s", generation.pk,
                    error.kind, error.err_code, error.trace_id)
+    now = timezone.now()
     if isinstance(error, ConcurrencyLimit):
-        # The plan's limit of videos at once: wait for one of them to finish.
-        generation.requeue(timezone.now() + CONCURRENCY_RETRY, Generation.Reason.WAITING)
+        # Waiting is not failing: the job keeps its place until a video of its key finishes.
+        generation.requeue(now + CONCURRENCY_FALLBACK, Generation.Reason.WAITING, token=token)
+    elif isinstance(error, RateLimited):
+        retry_after = timedelta(seconds=getattr(error, "retry_after", None) or 0)
+        generation.requeue(now + max(retry_after, RATE_LIMITED_RETRY), Generation.Reason.RETRYING,
+                           token=token)
     elif isinstance(error, InvalidKey):
-        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code)
+        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code, token=token)
     elif isinstance(error, NoCredits):
-        generation.mark_failed(Generation.Reason.NO_CREDITS, code=error.err_code)
+        generation.mark_failed(Generation.Reason.NO_CREDITS, code=error.err_code, token=token)
     elif isinstance(error, ModerationFailed):
         generation.mark_failed(Generation.Reason.MODERATED, code=error.err_code,
-                               status=Generation.Status.MODERATED)
+                               status=Generation.Status.MODERATED, token=token)
     elif isinstance(error, InvalidRequest):
-        generation.mark_failed(Generation.Reason.REFUSED, detail=error.err_msg, code=error.err_code)
-    elif error.retryable and generation.submit_attempts < settings.PORTAL_MAX_SUBMIT_ATTEMPTS:
-        # Backoff 5, 10, 20, 40 s… A timeout after sending keeps the trace id,
-        # so the resend returns the video PixVerse may already have started.
-        delay = timedelta(seconds=5 * 2 ** (generation.submit_attempts - 1))
-        generation.requeue(timezone.now() + delay, Generation.Reason.RETRYING)
+        generation.mark_failed(Generation.Reason.REFUSED, detail=error.err_msg, code=error.err_code,
+                               token=token)
+    elif error.outcome_unknown or (generation.maybe_submitted and error.retryable):
+        # PixVerse may have the job: only the same trace id may ask again, until it
+        # answers or the generation timeout ends the job (housekeeping).
+        generation.requeue(now + _backoff(generation.misses, MISS_BACKOFF_CAP),
+                           Generation.Reason.RETRYING, token=token, missed=True, sent=billable)
     elif isinstance(error, TransportError):
-        generation.mark_failed(Generation.Reason.UNREACHABLE)
+        # Never sent (refused, unresolvable): nothing exists at PixVerse; not a try of the call.
+        generation.requeue(now + _backoff(generation.misses, MISS_BACKOFF_CAP),
+                           Generation.Reason.RETRYING, token=token, missed=True, sent=False)
+    elif error.retryable and generation.submit_attempts + 1 < settings.PORTAL_MAX_SUBMIT_ATTEMPTS:
+        # PixVerse answered with a passing error: back off 5, 10, 20, 40 s.
+        generation.requeue(now + timedelta(seconds=5 * 2 ** generation.submit_attempts),
+                           Generation.Reason.RETRYING, token=token, counted=True)
     else:
         generation.mark_failed(Generation.Reason.SERVER_ERROR, detail=error.err_msg,
-                               code=error.err_code or error.http_status)
-    if not generation.is_active:
-        cache.delete(balance_cache_key(generation.owner_id))
+                               code=error.err_code or error.http_status, token=token)
 
 
 # --- Reading status ----------------------------------------------------------------------
 
 
-def read_status(generation: Generation, client: PixVerseClient) -> None:
+def read_status(generation: Generation, client: PixVerseClient, token=None) -> None:
+    if (token := _claimed(generation, token)) is None:
+        return
+    now = timezone.now()
     try:
         result = client.video_status(generation.video_id)
+    except SlotUnavailable:
+        raise
     except InvalidKey as error:
-        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code)
+        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code, token=token)
+        return
+    except VideoNotFound as error:
+        if generation.misses + 1 >= NOT_FOUND_READS:
+            generation.mark_failed(Generation.Reason.NOT_FOUND, code=error.err_code, token=token)
+            Generation.wake_waiting(generation.key_hash)
+        else:
+            generation.record_status_read(now + READ_INTERVAL, token=token, missed=True)
         return
     except PixVerseError as error:
         logger.warning("generation %s: status read failed: %s trace_id=%s", generation.pk,
                        error.kind, error.trace_id)
-        # Passing trouble: read again later; the overall timeout ends hopeless cases.
-        generation.record_status_read(timezone.now() + READ_INTERVAL * 2)
+        # Passing trouble: read again later; the generation timeout ends hopeless cases.
+        generation.record_status_read(now + max(READ_INTERVAL, _backoff(generation.misses,
+                                                                         MISS_BACKOFF_CAP)),
+                                      token=token, missed=True)
         return
     if result.state is VideoState.DONE:
-        if generation.mark_done(result.url):
-            cache.delete(balance_cache_key(generation.owner_id))
-            queue.store_video(generation.pk)
+        if generation.mark_done(result.url, token=token):
+            _finished(generation)
         return
     failures = {
         VideoState.FAILED: (Generation.Reason.GENERATION_FAILED, Generation.Status.FAILED),
@@ -351,48 +633,95 @@ def read_status(generation: Generation, client: PixVerseClient) -> None:
     }
     if result.state in failures:
         reason, status = failures[result.state]
-        generation.mark_failed(reason, status=status)
-        cache.delete(balance_cache_key(generation.owner_id))
+        if generation.mark_failed(reason, status=status, token=token):
+            _finished(generation)
         return
-    generation.record_status_read(timezone.now() + READ_INTERVAL)
+    generation.record_status_read(now + READ_INTERVAL, token=token)
+
+
+def _finished(generation: Generation) -> None:
+    """A video of this key ended: one of its waiting jobs may go, and the balance moved."""
+    Generation.wake_waiting(generation.key_hash)
+    ApiCredential.want_balance(generation.key_hash, within=BALANCE_AFTER_JOBS)
+
+
+# --- The balance ---------------------------------------------------------------------------
+
+
+def read_balance(key_hash: str) -> None:
+    """Read a key's balance for every member who stores it (asked for by ApiCredential.want_balance)."""
+    client = _client_for(key_hash)
+    if client is None:
+        return
+    try:
+        balance = client.balance()
+    except SlotUnavailable:
+        ApiCredential.objects.filter(key_hash=key_hash, balance_due_at__isnull=True).update(
+            balance_due_at=timezone.now() + RATE_LIMITED_RETRY)
+        return
+    except PixVerseError as error:
+        ApiCredential.record_balance(key_hash, None, error=error.kind)
+        return
+    ApiCredential.record_balance(key_hash, balance)
 
 
 # --- Keeping our own copy -------------------------------------------------------------------
 
 
-def store_video(generation_id: int) -> bool:
-    """Copy a finished video into the portal's storage (PixVerse's links expire)."""
+def store_video(generation_id: int, token=None) -> bool:
+    """Copy a finished video into the portal's storage (PixVerse's links expire).
+
+    A failed copy is tried again with backoff (up to every 10 minutes) until it
+    is stored; only a video over PORTAL_VIDEO_MAX_BYTES is refused for good.
+    """
     with log_context(generation_id=generation_id):
-        return _store_video(generation_id)
+        generation = Generation.objects.filter(pk=generation_id, status=Generation.Status.DONE).first()
+        if generation is None or generation.video_file or not generation.video_url:
+            return False
+        if (token := _claimed(generation, token)) is None:
+            return False
+        try:
+            name = _download(generation)
+        except VideoTooLarge:
+            generation.copy_refused(Generation.Reason.COPY_TOO_LARGE, token=token)
+            return False
+        except (requests.RequestException, OSError) as e:
+            logger.warning("generation %s: video not stored (try %s): %s", generation_id,
+                           generation.copy_attempts + 1, type(e).__name__)
+            generation.copy_failed(timezone.now() + _backoff(generation.copy_attempts, COPY_BACKOFF_CAP),
+                                   token=token)
+            return False
+        if not generation.attach_video_file(name, token=token):
+            generation.video_file.storage.delete(name)  # the job changed meanwhile (deleted, taken over)
+            return False
+        return True
 
 
-def _store_video(generation_id: int) -> bool:
-    generation = Generation.objects.filter(pk=generation_id, status=Generation.Status.DONE).first()
-    if generation is None or generation.video_file or not generation.video_url:
-        return False
+class VideoTooLarge(Exception):
+    pass
+
+
+def _download(generation: Generation) -> str:
+    """Fetch the video into storage; its stored name."""
     limit = settings.PORTAL_VIDEO_MAX_BYTES
     # requests' timeout bounds each read, not the whole download: a server
     # that drips bytes is cut off by this deadline.
     deadline = time.monotonic() + settings.PORTAL_VIDEO_DOWNLOAD_TIMEOUT
     # A video can be hundreds of MB: past a few MB it goes to a temporary file, not memory.
     with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as buffer:
-        try:
-            with requests.get(generation.video_url, stream=True, timeout=(5, 30)) as response:
-                response.raise_for_status()
-                size = 0
-                for chunk in response.iter_content(chunk_size=256 * 1024):
-                    size += len(chunk)
-                    if size > limit or time.monotonic() > deadline:
-                        logger.warning("generation %s: video over %s bytes or %s s, not stored",
-                                       generation_id, limit, settings.PORTAL_VIDEO_DOWNLOAD_TIMEOUT)
-                        return False
-                    buffer.write(chunk)
-        except requests.RequestException as e:
-            logger.warning("generation %s: video not stored: %s", generation_id, type(e).__name__)
-            return False
+        with requests.get(generation.video_url, stream=True, timeout=(5, 30)) as response:
+            response.raise_for_status()
+            size = 0
+            for chunk in response.iter_content(chunk_size=256 * 1024):
+                size += len(chunk)
+                if size > limit:
+                    logger.warning("generation %s: video over %s bytes, not stored",
+                                   generation.pk, limit)
+                    raise VideoTooLarge
+                if time.monotonic() > deadline:
+                    raise requests.Timeout("the download took too long")
+                buffer.write(chunk)
         buffer.seek(0)
-        name = generation.video_file.storage.save(
+        return generation.video_file.storage.save(
             f"videos/{generation.code}/{generation.video_id}.mp4", File(buffer)
         )
-    generation.attach_video_file(name)
-    return True

@@ -15,7 +15,7 @@ from django.views.decorators.debug import sensitive_variables
 from generations import catalog, crypto
 
 if TYPE_CHECKING:
-    from generations.pixverse import PixVerseClient, VideoRequest
+    from generations.pixverse import Balance, PixVerseClient, VideoRequest
 
 
 class RateLimitSlot(models.Model):
@@ -48,9 +48,19 @@ class ApiCredential(models.Model):
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
     created = models.DateTimeField(_("added"), auto_now_add=True)
     updated = models.DateTimeField(_("changed"), auto_now=True)
-    # The lease of the worker working through this member's jobs
-    # (generations/jobs.py): one worker per key, so no job is read twice at once.
-    worker_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # The key's one-way name (generations/ratelimit.py): what its jobs, its
+    # request schedule and its balance are filed under. Members who store the
+    # same key share all three.
+    key_hash = models.CharField(max_length=64, db_index=True, editable=False, default="")
+    # The balance, read in the background (generations/jobs.py) so that no page
+    # waits on PixVerse for it; shown with its age.
+    credit_monthly = models.IntegerField(null=True, blank=True, editable=False)
+    credit_package = models.IntegerField(null=True, blank=True, editable=False)
+    balance_read_at = models.DateTimeField(_("balance read"), null=True, blank=True, editable=False)
+    # Set when someone wants a fresh balance; the scheduler reads it and clears this.
+    balance_due_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # Why the last balance read failed (a PixVerseError kind), empty after a good read.
+    balance_error = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("PixVerse key")
@@ -68,25 +78,62 @@ class ApiCredential(models.Model):
 
     @sensitive_variables("raw_key")
     def set_key(self, raw_key: str) -> None:
+        from generations.ratelimit import key_fingerprint
+
         raw_key = raw_key.strip()
         self.encrypted_key = crypto.encrypt(raw_key)
         self.last4 = raw_key[-4:]
+        if key_fingerprint(raw_key) != self.key_hash:
+            self.key_hash = key_fingerprint(raw_key)
+            self.credit_monthly = self.credit_package = self.balance_read_at = None
+            self.balance_error = ""
+            self.balance_due_at = timezone.now()
 
     def client(self, **kwargs) -> "PixVerseClient":
         from generations.pixverse import PixVerseClient
 
         return PixVerseClient(crypto.decrypt(self.encrypted_key), **kwargs)
 
-    def claim_worker(self, lease: timedelta) -> bool:
-        now = timezone.now()
-        free = models.Q(worker_until__isnull=True) | models.Q(worker_until__lt=now)
-        return ApiCredential.objects.filter(free, pk=self.pk).update(worker_until=now + lease) == 1
+    # --- The balance, kept per key --------------------------------------------------
 
-    def renew_worker(self, lease: timedelta) -> None:
-        ApiCredential.objects.filter(pk=self.pk).update(worker_until=timezone.now() + lease)
+    @property
+    def balance(self) -> "Balance | None":
+        from generations.pixverse import Balance
 
-    def release_worker(self) -> None:
-        ApiCredential.objects.filter(pk=self.pk).update(worker_until=None)
+        if self.balance_read_at is None:
+            return None
+        return Balance(account_id=0, credit_monthly=self.credit_monthly or 0,
+                       credit_package=self.credit_package or 0)
+
+    def balance_age(self) -> timedelta | None:
+        return None if self.balance_read_at is None else timezone.now() - self.balance_read_at
+
+    @classmethod
+    def want_balance(cls, key_hash: str, *, within: timedelta = timedelta(0)) -> int:
+        """Ask the scheduler for a fresh balance of this key, read within this time.
+
+        However often it is asked, one read: jobs that spent or got back
+        credits ask for one within half a minute, a member looking at it now.
+        """
+        due = timezone.now() + within
+        return cls.objects.filter(
+            models.Q(balance_due_at__isnull=True) | models.Q(balance_due_at__gt=due),
+            key_hash=key_hash,
+        ).update(balance_due_at=due)
+
+    @classmethod
+    def claim_balance_read(cls, key_hash: str) -> bool:
+        return cls.objects.filter(key_hash=key_hash, balance_due_at__lte=timezone.now()).update(
+            balance_due_at=None) > 0
+
+    @classmethod
+    def record_balance(cls, key_hash: str, balance: "Balance | None", error: str = "") -> None:
+        """File a balance read under every member's copy of this key."""
+        fields = {"balance_error": error}
+        if balance is not None:
+            fields.update(credit_monthly=balance.credit_monthly, credit_package=balance.credit_package,
+                          balance_read_at=timezone.now(), balance_due_at=None)
+        cls.objects.filter(key_hash=key_hash).update(**fields)
 
     def reencrypt(self) -> bool:
         """Encrypt with the newest key; True when the stored value changed."""
@@ -154,6 +201,14 @@ class Generation(models.Model):
         TIMED_OUT = "timed_out", _("PixVerse did not finish this video in time.")
         WAITING = "waiting", _("Waiting: your PixVerse plan's limit of videos at once is reached.")
         RETRYING = "retrying", _("PixVerse did not answer; trying again.")
+        MAYBE_MADE = "maybe_made", _(
+            "PixVerse did not answer in time, but it may have made this video. "
+            "Try again asks for the same video and is not billed twice."
+        )
+        NOT_FOUND = "not_found", _("PixVerse does not know this video (any more).")
+        COPY_TOO_LARGE = "copy_too_large", _(
+            "The video is larger than the portal may store; it plays from PixVerse while its link lasts."
+        )
 
     ACTIVE = (Status.QUEUED, Status.SUBMITTING, Status.RUNNING)
     TERMINAL = (Status.DONE, Status.FAILED, Status.MODERATED, Status.TIMED_OUT, Status.CANCELLED)
@@ -197,13 +252,31 @@ class Generation(models.Model):
     created = models.DateTimeField(_("created"), default=timezone.now)
     submitted_at = models.DateTimeField(_("submitted"), null=True, blank=True)
     finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    # Answered failures of the generate call (a 5xx inside PixVerse's envelope);
+    # waiting for the plan's limit and unanswered calls are not counted.
     submit_attempts = models.PositiveSmallIntegerField(default=0)
+    # Steps in a row that got no usable answer (timeouts, gateway pages, a
+    # video not found yet, a failed copy): what the backoff grows with.
+    misses = models.PositiveSmallIntegerField(default=0)
     poll_count = models.PositiveIntegerField(_("status reads"), default=0)
-    # When a queued job may be tried (again), or a running one read next.
+    # The last status read that found the video still running: with finished_at,
+    # it brackets when the video was really ready (jobs.learned_duration).
+    last_read_at = models.DateTimeField(null=True, blank=True, editable=False)
+    # A generate call may have reached PixVerse without its answer reaching us:
+    # the job may exist and be billed there. Never resubmitted under a new trace id.
+    maybe_submitted = models.BooleanField(default=False)
+    copy_attempts = models.PositiveSmallIntegerField(default=0)
+
+    # The key that pays (its one-way name, ApiCredential.key_hash): jobs are
+    # scheduled per key, at 1 request/s shared by everyone who uses it.
+    key_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # When the job's next step is due: its submission, its next status read, or
+    # the copy of its video. None: nothing left to do.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    # A worker's lease on a submission in flight; when it lapses (the worker
-    # died), the submission is resent with the same trace id.
+    # A scheduler's short lease on the step in flight, renewed while it runs;
+    # when it lapses (the worker died) another scheduler takes the step over.
     claimed_until = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.UUIDField(null=True, blank=True, editable=False)
 
     objects = GenerationQuerySet.as_manager()
 
@@ -213,11 +286,16 @@ class Generation(models.Model):
             models.Index(fields=["owner", "-created"]),
             # The team history: newest first over everyone's jobs.
             models.Index(fields=["-created"], name="generation_newest"),
-            # The workers' question "which active job of this member is due?"
-            # reads only the few active rows, however long the history grows.
+            # The scheduler's questions "what is due?" and "what is due on this
+            # key?" read only the few rows with work left, however long the
+            # history grows.
             models.Index(
-                fields=["owner", "next_attempt_at"], name="generation_active_due",
-                condition=models.Q(status__in=["queued", "submitting", "running"]),
+                fields=["next_attempt_at"], name="generation_due",
+                condition=models.Q(next_attempt_at__isnull=False),
+            ),
+            models.Index(
+                fields=["key_hash", "next_attempt_at"], name="generation_key_due",
+                condition=models.Q(next_attempt_at__isnull=False),
             ),
         ]
         verbose_name = _("generation")
@@ -228,6 +306,13 @@ class Generation(models.Model):
 
     def save(self, *args, **kwargs) -> None:
         self.prompt_folded = f"{self.prompt}\n{self.negative_prompt}".casefold()
+        if self._state.adding:
+            # A new job goes on the key of its owner unless one was chosen, and is due at once.
+            if not self.key_hash:
+                self.key_hash = ApiCredential.objects.filter(user_id=self.owner_id).values_list(
+                    "key_hash", flat=True).first() or ""
+            if self.next_attempt_at is None and self.status == self.Status.QUEUED:
+                self.next_attempt_at = self.created
         if kwargs.get("update_fields") is not None and "prompt" in kwargs["update_fields"]:
             kwargs["update_fields"] = {*kwargs["update_fields"], "prompt_folded"}
         super().save(*args, **kwargs)
@@ -269,97 +354,203 @@ class Generation(models.Model):
         )
 
     # --- Status changes -----------------------------------------------------------
+    #
+    # Every step of the background work (generations/jobs.py) is claimed with
+    # claim_step, done, and released by the change it made, which clears the
+    # claim. Each change is guarded by the row's status and, when a scheduler
+    # holds a claim, by its token, so a scheduler whose lease lapsed and was
+    # taken over cannot overwrite the newer one's work.
 
-    def _change(self, allowed_from, **fields) -> bool:
+    def _change(self, allowed_from, *, token=None, **fields) -> bool:
         """Apply fields if the row's status is still one of allowed_from; True if it was."""
-        changed = Generation.objects.filter(pk=self.pk, status__in=allowed_from).update(**fields)
+        rows = Generation.objects.filter(pk=self.pk, status__in=allowed_from)
+        if token is not None:
+            rows = rows.filter(claimed_by=token)
+        changed = rows.update(**fields)
         if changed:
             self.refresh_from_db()
         return changed == 1
 
-    def claim_submission(self, lease: timedelta) -> bool:
-        """Take this job to submit it: a queued one that is due, or one whose worker's lease lapsed."""
+    @staticmethod
+    def _unclaimed(now) -> models.Q:
+        return models.Q(claimed_until__isnull=True) | models.Q(claimed_until__lt=now)
+
+    def claim_step(self, token, lease: timedelta, *, due_only: bool = True) -> bool:
+        """Take this job's due step (any kind) for one scheduler until the lease ends.
+
+        A queued job becomes "submitting" here; one that already was, and whose
+        claim lapsed, was being sent when its worker died: PixVerse may have it.
+        due_only=False takes a step before its time (a direct call: admin, tests).
+        """
         now = timezone.now()
-        due = models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lte=now)
-        claimable = (models.Q(status=self.Status.QUEUED) & due) | models.Q(
-            status=self.Status.SUBMITTING, claimed_until__lt=now
-        )
-        claimed = Generation.objects.filter(claimable, pk=self.pk).update(
-            status=self.Status.SUBMITTING, claimed_until=now + lease,
-            submit_attempts=models.F("submit_attempts") + 1,
-        )
+        claimable = Generation.objects.filter(self._unclaimed(now), pk=self.pk)
+        if due_only:
+            claimable = claimable.filter(next_attempt_at__lte=now)
+        fields = {"claimed_until": now + lease, "claimed_by": token}
+        if self.status in (self.Status.QUEUED, self.Status.SUBMITTING):
+            lapsed = models.Q(status=self.Status.SUBMITTING, claimed_by__isnull=False)
+            fields["maybe_submitted"] = models.Case(
+                models.When(lapsed & models.Q(img_id__isnull=False) | lapsed & models.Q(kind="text"),
+                            then=True),
+                default=models.F("maybe_submitted"),
+            )
+            fields["status"] = self.Status.SUBMITTING
+            claimable = claimable.filter(status__in=[self.Status.QUEUED, self.Status.SUBMITTING])
+        else:
+            claimable = claimable.filter(status=self.status)
+        claimed = claimable.update(**fields) == 1
         if claimed:
             self.refresh_from_db()
-        return claimed == 1
+        return claimed
 
-    def record_image(self, img_id: int) -> None:
-        Generation.objects.filter(pk=self.pk).update(img_id=img_id)
-        self.img_id = img_id
+    @classmethod
+    def renew_claims(cls, pks, token, lease: timedelta) -> int:
+        return cls.objects.filter(pk__in=pks, claimed_by=token).update(
+            claimed_until=timezone.now() + lease)
 
-    def mark_submitted(self, video_id: int, first_read_at) -> bool:
+    def release(self, token, next_at=None) -> bool:
+        """Give the step back unchanged (nothing was sent), due again at next_at."""
+        fields = {"claimed_until": None, "claimed_by": None}
+        if next_at is not None:
+            fields["next_attempt_at"] = next_at
+        if self.status == self.Status.SUBMITTING:
+            fields["status"] = models.Case(
+                models.When(maybe_submitted=False, then=models.Value(self.Status.QUEUED)),
+                default=models.Value(self.Status.SUBMITTING),
+            )
+        return Generation.objects.filter(pk=self.pk, claimed_by=token).update(**fields) == 1
+
+    def record_image(self, img_id: int, token=None) -> bool:
+        """The source image is uploaded; the generate call is due at once."""
         return self._change(
-            [self.Status.SUBMITTING], status=self.Status.RUNNING, video_id=video_id,
+            [self.Status.SUBMITTING], token=token, img_id=img_id, next_attempt_at=timezone.now(),
+            claimed_until=None, claimed_by=None, misses=0,
+        )
+
+    def mark_submitted(self, video_id: int, first_read_at, token=None) -> bool:
+        return self._change(
+            [self.Status.SUBMITTING], token=token, status=self.Status.RUNNING, video_id=video_id,
             submitted_at=timezone.now(), next_attempt_at=first_read_at, claimed_until=None,
+            claimed_by=None, misses=0, error_reason="", error_message="",
         )
 
-    def requeue(self, retry_at, reason: "Generation.Reason") -> bool:
-        """Back to the queue until retry_at (the plan's concurrency limit, a passing fault)."""
-        return self._change(
-            [self.Status.SUBMITTING], status=self.Status.QUEUED, next_attempt_at=retry_at,
-            claimed_until=None, error_reason=reason, error_message="",
-        )
+    def requeue(self, retry_at, reason: "Generation.Reason", *, token=None, counted: bool = False,
+                missed: bool = False, sent: bool = True) -> bool:
+        """Back to the queue until retry_at, keeping its place in the key's line.
 
-    def record_status_read(self, next_read_at) -> bool:
+        counted: PixVerse answered with a passing error (one of the tries
+        PORTAL_MAX_SUBMIT_ATTEMPTS allows); missed: no usable answer came (the
+        backoff grows), and unless the request was surely never sent, PixVerse
+        may have the job: it stays "submitting", resent only with its trace id.
+        """
+        fields = {"next_attempt_at": retry_at, "claimed_until": None, "claimed_by": None,
+                  "error_reason": reason, "error_message": ""}
+        if counted:
+            fields["submit_attempts"] = models.F("submit_attempts") + 1
+        fields["misses"] = models.F("misses") + 1 if missed else 0
+        if missed and sent:
+            fields["maybe_submitted"] = True
+        else:
+            fields.update(status=models.Case(
+                models.When(maybe_submitted=False, then=models.Value(self.Status.QUEUED)),
+                default=models.Value(self.Status.SUBMITTING),
+            ))
+        return self._change([self.Status.SUBMITTING], token=token, **fields)
+
+    @classmethod
+    def wake_waiting(cls, key_hash: str) -> int:
+        """A video of this key has finished: jobs waiting for the plan's limit may go now."""
+        return cls.objects.filter(
+            key_hash=key_hash, status__in=[cls.Status.QUEUED, cls.Status.SUBMITTING],
+            error_reason=cls.Reason.WAITING, next_attempt_at__gt=timezone.now(),
+        ).update(next_attempt_at=timezone.now())
+
+    def record_status_read(self, next_read_at, *, token=None, missed: bool = False) -> bool:
+        """A status read found the video still running (or got no usable answer: missed)."""
+        fields = {} if missed else {"last_read_at": timezone.now()}
         return self._change(
-            [self.Status.RUNNING], poll_count=models.F("poll_count") + 1,
-            next_attempt_at=next_read_at,
+            [self.Status.RUNNING], token=token, poll_count=models.F("poll_count") + 1,
+            next_attempt_at=next_read_at, claimed_until=None, claimed_by=None,
+            misses=models.F("misses") + 1 if missed else 0, **fields,
         )
 
     def postpone_read(self, until) -> bool:
         """Move a running job's next status read later, without counting a read."""
-        return self._change([self.Status.RUNNING], next_attempt_at=until)
+        return Generation.objects.filter(
+            self._unclaimed(timezone.now()), pk=self.pk, status=self.Status.RUNNING,
+        ).update(next_attempt_at=until) == 1
 
-    def mark_done(self, video_url: str) -> bool:
+    def mark_done(self, video_url: str, token=None) -> bool:
+        """PixVerse made the video; the copy into our storage is due at once."""
         return self._change(
-            [self.Status.RUNNING], status=self.Status.DONE, video_url=video_url,
-            finished_at=timezone.now(), next_attempt_at=None, poll_count=models.F("poll_count") + 1,
+            [self.Status.RUNNING], token=token, status=self.Status.DONE, video_url=video_url,
+            finished_at=timezone.now(), next_attempt_at=timezone.now(), claimed_until=None,
+            claimed_by=None, poll_count=models.F("poll_count") + 1, misses=0,
             error_reason="", error_code=None, error_message="",
         )
 
     def mark_failed(self, reason: "Generation.Reason", *, detail: str = "", code: int | None = None,
-                    status: str = Status.FAILED) -> bool:
+                    status: str = Status.FAILED, token=None) -> bool:
         """End the job unsuccessfully: failed, moderated or timed out, and say why."""
         assert status in (self.Status.FAILED, self.Status.MODERATED, self.Status.TIMED_OUT)
         return self._change(
-            self.ACTIVE, status=status, error_reason=reason, error_code=code, error_message=detail,
-            finished_at=timezone.now(), next_attempt_at=None, claimed_until=None,
+            self.ACTIVE, token=token, status=status, error_reason=reason, error_code=code,
+            error_message=detail, finished_at=timezone.now(), next_attempt_at=None,
+            claimed_until=None, claimed_by=None,
         )
 
     def cancel(self) -> bool:
         """Stop caring about the job. A running one may still finish (and bill) at PixVerse."""
         return self._change(
             self.ACTIVE, status=self.Status.CANCELLED, finished_at=timezone.now(),
-            next_attempt_at=None, claimed_until=None,
+            next_attempt_at=None, claimed_until=None, claimed_by=None,
         )
 
+    def attach_video_file(self, name: str, token=None) -> bool:
+        """Our copy is stored: nothing is left to do for this job."""
+        return self._change([self.Status.DONE], token=token, video_file=name, next_attempt_at=None,
+                            claimed_until=None, claimed_by=None, misses=0, error_reason="")
+
+    def copy_failed(self, retry_at, token=None) -> bool:
+        return self._change([self.Status.DONE], token=token, next_attempt_at=retry_at,
+                            claimed_until=None, claimed_by=None,
+                            copy_attempts=models.F("copy_attempts") + 1)
+
+    def copy_refused(self, reason: "Generation.Reason", token=None) -> bool:
+        """A refusal that cannot change (over the size limit): the copy is not tried again."""
+        return self._change([self.Status.DONE], token=token, next_attempt_at=None, claimed_until=None,
+                            claimed_by=None, error_reason=reason,
+                            copy_attempts=models.F("copy_attempts") + 1)
+
+    @property
+    def copy_pending(self) -> bool:
+        """Done at PixVerse, our copy not stored yet (from the fields a job card reads)."""
+        return (self.status == self.Status.DONE and not self.video_file and bool(self.video_url)
+                and self.error_reason != self.Reason.COPY_TOO_LARGE)
+
     def retry(self) -> "Generation":
-        """A new job with the same settings (and image), with its own trace id."""
+        """A new job with the same settings (and image).
+
+        It gets a trace id of its own, except when PixVerse may already have
+        made this one (its answer never came): then the same trace id asks for
+        that video again, which PixVerse answers without billing it twice.
+        """
         fields = ("owner", "kind", "prompt", "negative_prompt", "model", "quality", "duration",
                   "aspect_ratio", "motion_mode", "seed", "style", "credits", "source_image",
                   "is_private")
-        return Generation.objects.create(**{name: getattr(self, name) for name in fields})
+        again = {name: getattr(self, name) for name in fields}
+        if self.maybe_submitted and self.video_id is None:
+            again.update(trace_id=self.trace_id, img_id=self.img_id, key_hash=self.key_hash,
+                         maybe_submitted=True)
+        return Generation.objects.create(**again)
 
     def read_soon(self) -> bool:
-        """Have the member's worker read this running job's status at its next step."""
+        """Have the scheduler read this running job's status at its next step."""
         return self._change([self.Status.RUNNING], next_attempt_at=timezone.now())
 
     def set_private(self, private: bool) -> None:
         Generation.objects.filter(pk=self.pk).update(is_private=private)
         self.is_private = private
-
-    def attach_video_file(self, name: str) -> None:
-        Generation.objects.filter(pk=self.pk).update(video_file=name)
-        self.video_file.name = name
 
 
 @receiver(post_delete, sender=Generation)
@@ -400,3 +591,42 @@ class WorkerHeartbeat(models.Model):
     @classmethod
     def last(cls, name: str = "dispatcher"):
         return cls.objects.filter(name=name).values_list("beat_at", flat=True).first()
+
+
+class SchedulerRunner(models.Model):
+    """A running scheduler loop's lease: one loop per worker cluster (generations/jobs.py).
+
+    The loop renews it every few seconds; one that stopped renewing (its
+    process was killed) is replaced as soon as the lease lapses. The token
+    tells a loop whether the lease is still its own.
+    """
+
+    name = models.CharField(max_length=200, primary_key=True)
+    token = models.UUIDField(null=True)
+    until = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name} until {self.until}"
+
+    @classmethod
+    def claim(cls, name: str, token, lease: timedelta) -> bool:
+        now = timezone.now()
+        cls.objects.bulk_create([cls(name=name, until=now)], ignore_conflicts=True)
+        return cls.objects.filter(name=name, until__lte=now).update(
+            token=token, until=now + lease) == 1
+
+    @classmethod
+    def renew(cls, name: str, token, lease: timedelta) -> bool:
+        return cls.objects.filter(name=name, token=token).update(until=timezone.now() + lease) == 1
+
+    @classmethod
+    def release(cls, name: str, token) -> None:
+        cls.objects.filter(name=name, token=token).update(token=None, until=timezone.now())
+
+    @classmethod
+    def any_alive(cls) -> bool:
+        return cls.objects.filter(until__gt=timezone.now()).exists()
+
+    @classmethod
+    def prune(cls) -> None:
+        cls.objects.filter(until__lt=timezone.now() - timedelta(hours=1)).delete()

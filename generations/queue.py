@@ -1,17 +1,31 @@
 """The one module that imports django-q2: what the portal hands to its workers.
 
-Tasks carry ids only, never a key or a prompt; each task re-reads its state.
+Tasks carry no arguments at all: the scheduler loop (generations/jobs.py)
+finds its work in the database.
 """
 
 from django_q.tasks import async_task
 
 
-def start_member_worker(user_id: int) -> None:
-    """Have a worker go through this member's active jobs (a no-op if one already is)."""
-    async_task("generations.jobs.work_for_member", user_id, task_name=f"member-{user_id}",
-               group="pixverse")
+def kick_scheduler(*, force: bool = False) -> None:
+    """Have a worker run the scheduler loop, unless a live one will see the new work anyway."""
+    from generations.models import SchedulerRunner
+
+    if force or not SchedulerRunner.any_alive():
+        async_task("generations.jobs.run_scheduler", task_name="pixverse-scheduler",
+                   group="pixverse")
 
 
-def store_video(generation_id: int) -> None:
-    async_task("generations.jobs.store_video", generation_id,
-               task_name=f"store-{generation_id}", group="pixverse")
+def on_worker_spawn(sender, **kwargs) -> None:
+    """A worker process started (a new cluster, or one replacing a killed worker): start its loop.
+
+    Connected to django-q2's post_spawn in apps.py, so a restarted cluster is
+    back at work in seconds rather than at the next minute's schedule.
+    """
+    kick_scheduler(force=True)
+
+
+def connect_worker_signals() -> None:
+    from django_q.signals import post_spawn
+
+    post_spawn.connect(on_worker_spawn, dispatch_uid="pixverse-scheduler-on-spawn")

@@ -15,7 +15,6 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -39,7 +38,6 @@ from generations.forms import (
     TextToVideoForm,
     ThrottledAuthenticationForm,
 )
-from generations.jobs import balance_cache_key
 from generations.models import ApiCredential, Generation
 from generations.paging import page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
@@ -47,8 +45,11 @@ from generations.usage import team_usage
 
 logger = logging.getLogger(__name__)
 
-BALANCE_TTL = 60  # seconds; jobs clear it when they finish
-WEB_MAX_WAIT = 5.0  # seconds a page waits for a rate-limit slot before saying "busy"
+BALANCE_TTL = 60  # seconds; a balance older than this is read again when shown
+# A page waits on PixVerse only to check a key being added or tested: at most
+# this long for the key's rate-limit slot, and this long for the answer.
+WEB_MAX_WAIT = 1.0
+WEB_KEY_CHECK_SECONDS = 2.0
 RECENT_JOBS = 24
 
 
@@ -66,24 +67,31 @@ def _credential(request: HttpRequest) -> ApiCredential | None:
     return ApiCredential.objects.filter(user=request.user).first()
 
 
-def _balance(request: HttpRequest, *, refresh: bool = False) -> tuple[Balance | None, str]:
-    """The member's balance, cached briefly, and an error in plain words if it is unknown."""
-    key = balance_cache_key(request.user.pk)
-    if not refresh and (cached := cache.get(key)) is not None:
-        return cached, ""
+def _balance(request: HttpRequest, *, refresh: bool = False) -> dict:
+    """The member's balance as last read in the background, its age, and what to say about it.
+
+    No page waits on PixVerse for it: a balance older than BALANCE_TTL (or a
+    refresh) is asked of the scheduler, and the panel polls until it comes.
+    """
     credential = _credential(request)
     if credential is None:
-        return None, _("Add your PixVerse API key to see your credits.")
-    try:
-        balance = credential.client(max_wait=WEB_MAX_WAIT).balance()
-    except InvalidKey:
-        return None, _("PixVerse does not accept your API key.")
-    except RateLimited:
-        return None, _("PixVerse is busy with your jobs; the balance will show shortly.")
-    except PixVerseError:
-        return None, _("PixVerse could not be reached for your balance.")
-    cache.set(key, balance, BALANCE_TTL)
-    return balance, ""
+        return {"balance": None, "balance_error": _("Add your PixVerse API key to see your credits.")}
+    age = credential.balance_age()
+    pending = credential.balance_due_at is not None
+    if refresh or age is None or age.total_seconds() > BALANCE_TTL:
+        ApiCredential.want_balance(credential.key_hash)
+        pending = True
+    if pending:
+        transaction.on_commit(queue.kick_scheduler)  # a no-op while a scheduler loop is alive
+    errors = {
+        "invalid_key": _("PixVerse does not accept your API key."),
+        "": _("Reading your credits…"),
+    }
+    error = ""
+    if (credential.balance is None and pending) or credential.balance_error:
+        error = errors.get(credential.balance_error, _("PixVerse could not be reached for your balance."))
+    return {"balance": credential.balance, "balance_age": age, "balance_error": error,
+            "balance_pending": pending, "balance_read_at": credential.balance_read_at}
 
 
 def _reusable(request: HttpRequest):
@@ -91,12 +99,17 @@ def _reusable(request: HttpRequest):
     return Generation.objects.visible_to(request.user)
 
 
+def _known_total(request: HttpRequest) -> int | None:
+    credential = _credential(request)
+    balance = credential.balance if credential else None
+    return balance.total if balance else None
+
+
 def _dashboard_context(request: HttpRequest, start_from: Generation | None = None, **forms) -> dict:
-    balance, balance_error = _balance(request)
-    known = balance.total if balance else None
+    known = _known_total(request)
     initial = TextToVideoForm.initial_from(start_from) if start_from else None
     return {
-        "balance": balance, "balance_error": balance_error,
+        **_balance(request),
         "has_key": _credential(request) is not None,
         "text_form": forms.get("text_form") or TextToVideoForm(balance=known, initial=initial),
         "image_form": forms.get("image_form") or ImageToVideoForm(
@@ -123,8 +136,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @require_GET
 @vary_on_headers("HX-Request")
 def balance_panel(request: HttpRequest) -> HttpResponse:
-    balance, balance_error = _balance(request, refresh="refresh" in request.GET)
-    context = {"balance": balance, "balance_error": balance_error}
+    context = _balance(request, refresh="refresh" in request.GET)
     if request.htmx:
         return render(request, "generations/dashboard.html#balance", context)
     return redirect("dashboard")
@@ -144,14 +156,14 @@ def _card(request: HttpRequest, generation: Generation) -> HttpResponse:
 
 
 def _start_worker(request: HttpRequest) -> None:
-    # After commit, so the worker finds the new row (and its trace id) already stored.
-    transaction.on_commit(lambda: queue.start_member_worker(request.user.pk))
+    # After commit, so the scheduler finds the new row (and its trace id) already stored.
+    transaction.on_commit(queue.kick_scheduler)
 
 
 def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
-    balance, _error = _balance(request)
+    # The known balance, as read in the background: a submission makes no PixVerse call.
     extra = {"sources": _reusable(request)} if name == "image" else {}
-    form = form_class(request.POST, request.FILES, balance=balance.total if balance else None, **extra)
+    form = form_class(request.POST, request.FILES, balance=_known_total(request), **extra)
     if _credential(request) is None:
         form.add_error(None, _("Add your PixVerse API key in Settings first."))
     if not form.is_valid():
@@ -367,17 +379,17 @@ def api_key(request: HttpRequest) -> HttpResponse:
         action = request.POST.get("action", "save")
         if action == "remove" and credential:
             credential.delete()
-            cache.delete(balance_cache_key(request.user.pk))
             messages.success(request, _("Your PixVerse key is removed."))
             return redirect("api-key")
         if action == "test" and credential:
-            balance, error = _balance(request, refresh=True)
-            if balance:
+            form = ApiKeyForm()
+            if balance := _check_key(credential.client(max_wait=WEB_MAX_WAIT), form):
                 ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
+                ApiCredential.record_balance(credential.key_hash, balance)
                 messages.success(request, _("PixVerse accepts your key: %(credits)s credits.")
                                  % {"credits": balance.total})
             else:
-                messages.error(request, error)
+                messages.error(request, " ".join(form.errors.get("api_key", [])))
             return redirect("api-key")
         form = ApiKeyForm(request.POST)
         if form.is_valid() and (balance := _verify_key(form)):
@@ -385,7 +397,7 @@ def api_key(request: HttpRequest) -> HttpResponse:
             credential.set_key(form.cleaned_data["api_key"])
             credential.verified_at = timezone.now()
             credential.save()
-            cache.set(balance_cache_key(request.user.pk), balance, BALANCE_TTL)
+            ApiCredential.record_balance(credential.key_hash, balance)
             messages.success(request, _("Your PixVerse key is saved: %(credits)s credits.")
                              % {"credits": balance.total})
             return redirect("api-key")
@@ -400,7 +412,18 @@ def _verify_key(form: ApiKeyForm) -> Balance | None:
     from generations.pixverse import PixVerseClient
 
     try:
-        return PixVerseClient(form.cleaned_data["api_key"], max_wait=WEB_MAX_WAIT).balance()
+        client = PixVerseClient(form.cleaned_data["api_key"], max_wait=WEB_MAX_WAIT)
+    except InvalidKey:
+        form.add_error("api_key", _("This key has characters a PixVerse key cannot have. "
+                                    "Paste it again, without spaces or other marks."))
+        return None
+    return _check_key(client, form)
+
+
+def _check_key(client, form: ApiKeyForm) -> Balance | None:
+    """The key's balance, within about WEB_KEY_CHECK_SECONDS; else why not, next to the field."""
+    try:
+        return client.balance(read_timeout=WEB_KEY_CHECK_SECONDS)
     except InvalidKey:
         form.add_error("api_key", _("PixVerse does not accept this key. Check that it is complete."))
     except RateLimited:

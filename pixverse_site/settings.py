@@ -328,6 +328,8 @@ PIXVERSE_BASE_URL = env_url("PIXVERSE_BASE_URL", "https://app-api.pixverse.ai")
 # Seconds to connect and to wait for an answer; every request has both.
 PIXVERSE_CONNECT_TIMEOUT = env_float("PIXVERSE_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 PIXVERSE_READ_TIMEOUT = env_float("PIXVERSE_READ_TIMEOUT", 30.0, minimum=0.1)
+# A status read is small: a stuck one should not hold a worker for the full read timeout.
+PIXVERSE_STATUS_READ_TIMEOUT = env_float("PIXVERSE_STATUS_READ_TIMEOUT", 10.0, minimum=0.1)
 # The spec allows 1 request per second per key. Slots are spaced a little
 # wider to absorb the jitter between reserving a slot and the request's
 # arrival at the server (a few ms on loopback under load; more over a WAN).
@@ -351,9 +353,15 @@ PIXVERSE_MAX_IMAGE_BYTES = env_int("PIXVERSE_MAX_IMAGE_BYTES", 20 * 1024 * 1024,
 
 # A job not finished this long after it was created ends as timed out.
 PORTAL_GENERATION_TIMEOUT = timedelta(minutes=env_int("PORTAL_GENERATION_TIMEOUT_MINUTES", 20, minimum=1))
-# A worker's claim on a member's jobs; past it the worker is taken for dead.
-PORTAL_WORKER_LEASE_SECONDS = env_int("PORTAL_WORKER_LEASE_SECONDS", 90, minimum=5)
-# Submissions that meet passing errors are tried this many times, with backoff.
+# A scheduler's claim on a step in flight (and on its cluster's loop), renewed
+# every third of it while the step runs; past it the holder is taken for dead
+# and another takes over: how fast work resumes after a worker is killed.
+PORTAL_WORKER_LEASE_SECONDS = env_int("PORTAL_WORKER_LEASE_SECONDS", 10, minimum=3)
+# Threads of a scheduler loop: steps in flight at once (a hung request holds only its own).
+PORTAL_SCHEDULER_THREADS = env_int("PORTAL_SCHEDULER_THREADS", 16, minimum=2)
+# Generate calls that PixVerse answers with a passing error (a 5xx in its envelope)
+# are tried this many times, with backoff. Waiting for the plan's limit and
+# unanswered calls are not tries: those wait until the generation timeout.
 PORTAL_MAX_SUBMIT_ATTEMPTS = env_int("PORTAL_MAX_SUBMIT_ATTEMPTS", 5, minimum=1)
 # Our copy of each finished video: at most this big, fetched within this time.
 PORTAL_VIDEO_MAX_BYTES = env_int("PORTAL_VIDEO_MAX_BYTES", 200 * 1024 * 1024, minimum=1)

@@ -195,9 +195,8 @@ def test_healthz_reports_each_part(client, db):
     assert client.get("/healthz").status_code == 503
 
 
-def test_the_dispatcher_is_the_heartbeat(db, monkeypatch):
+def test_the_scheduler_loop_is_the_heartbeat(db, monkeypatch):
     from generations import jobs
 
-    monkeypatch.setattr("generations.queue.start_member_worker", lambda user_id: None)
-    jobs.dispatch_workers()
+    jobs.run_scheduler(seconds=0.1)
     assert WorkerHeartbeat.last() is not None

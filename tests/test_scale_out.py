@@ -1,11 +1,12 @@
 """Scale-out on PostgreSQL + Redis: gunicorn with two processes, three django-q2 clusters.
 
-Three members each start four jobs through the web; every member's worker
-task is also queued five extra times, so the clusters race for the same
-member's work, while `manage.py pixverse balance` commands use the same keys
-from other processes. The sandbox's request log (what the service saw) must
-show 1 request per second per key or slower, no refusal, every job read at
-PixVerse's pace (never by two workers at once), and every job billed once.
+Three members each start four jobs through the web; the scheduler task is
+also queued five extra times, so every cluster runs its loop and they race
+for the same keys' work (each step claimed once), while `manage.py pixverse
+balance` commands use the same keys from other processes. The sandbox's
+request log (what the service saw) must show 1 request per second per key or
+slower, no refusal, every job read at PixVerse's pace (never by two workers
+at once), and every job billed once.
 """
 
 import itertools
@@ -65,11 +66,9 @@ print(json.dumps(out))
 """
 
 RACE_FOR_WORK = """
-from django.contrib.auth import get_user_model
 from generations import queue
-for user in get_user_model().objects.filter(username__startswith="member"):
-    for _ in range(5):
-        queue.start_member_worker(user.pk)
+for _ in range(5):
+    queue.kick_scheduler(force=True)
 """
 
 COUNT_ACTIVE = """

@@ -4,8 +4,10 @@ import html
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
+import requests
 import responses
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -13,9 +15,9 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
+from django.utils import timezone
 from PIL import Image
 
-from generations.jobs import balance_cache_key
 from generations.models import ApiCredential, Generation
 from generations.pixverse import Balance
 
@@ -42,7 +44,7 @@ def started(monkeypatch, django_capture_on_commit_callbacks):
     """Workers the views start. They are started on commit, which the test's own
     transaction would hold back, so those callbacks run at once here."""
     calls = []
-    monkeypatch.setattr("generations.queue.start_member_worker", calls.append)
+    monkeypatch.setattr("generations.queue.kick_scheduler", lambda **kw: calls.append("kick"))
     monkeypatch.setattr("django.db.transaction.on_commit", lambda func, using=None, robust=False: func())
     return calls
 
@@ -94,7 +96,14 @@ def test_the_dashboard_needs_a_sign_in(client, db):
     assert response.url.startswith(reverse("login"))
 
 
-def test_the_dashboard_shows_balance_forms_and_only_my_jobs(as_alice, bob, api):
+def known_balance(user, monthly=100, package=50):
+    """The balance as the scheduler last read it (what pages show)."""
+    ApiCredential.record_balance(ApiCredential.objects.get(user=user).key_hash,
+                                 Balance(account_id=1, credit_monthly=monthly, credit_package=package))
+
+
+def test_the_dashboard_shows_balance_forms_and_only_my_jobs(as_alice, alice, bob, api):
+    known_balance(alice)
     make_generation(User.objects.get(username="alice"), prompt="mine")
     make_generation(bob, prompt="not mine")
     page = as_alice.get("/").content.decode()
@@ -104,6 +113,26 @@ def test_the_dashboard_shows_balance_forms_and_only_my_jobs(as_alice, bob, api):
     assert "mine" in page and "not mine" not in page
     assert "Estimated cost: <strong>45</strong>" in page
     assert KEY not in page
+
+
+def test_no_page_waits_on_pixverse_for_the_balance(as_alice, alice, started):
+    """PixVerse hangs: the dashboard answers at once and asks the scheduler for the balance."""
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as hanging:
+        hanging.get(f"{BASE}/account/balance", body=requests.ReadTimeout("hangs"))
+        page = as_alice.get("/").content.decode()
+        assert not hanging.calls
+    assert "Reading your credits…" in page
+    assert ApiCredential.objects.get().balance_due_at is not None
+    assert started == ["kick"]
+
+
+def test_a_stale_balance_is_shown_with_its_age_while_it_is_read_again(as_alice, alice, started):
+    known_balance(alice)
+    ApiCredential.objects.update(balance_read_at=timezone.now() - timedelta(minutes=5))
+    panel = as_alice.get(reverse("balance"), headers={"HX-Request": "true"}).content.decode()
+    assert "150</strong> credits" in panel
+    assert "as of 5" in panel and "updating" in panel
+    assert "load delay" in panel  # the panel asks again until the fresh one is there
 
 
 def test_the_image_tab_has_the_upload_field(as_alice, api):
@@ -132,7 +161,9 @@ def test_a_text_job_is_stored_and_handed_to_a_worker(as_alice, alice, api, start
     assert (generation.quality, generation.duration, generation.aspect_ratio) == ("540p", 5, "16:9")
     assert generation.credits == 45
     assert generation.trace_id
-    assert started == [alice.pk]
+    assert started == ["kick"]
+    # The form post itself makes no PixVerse call: the worker submits, the balance is the known one.
+    assert not api.calls
 
 
 def test_an_htmx_submission_answers_with_the_new_card(as_alice, api, started):
@@ -179,7 +210,7 @@ def test_refused_settings_are_said_next_to_the_field_and_nothing_is_stored(
 
 
 def test_a_job_over_the_known_balance_is_refused_before_any_call(as_alice, alice, api, started):
-    cache.set(balance_cache_key(alice.pk), Balance(account_id=1, credit_monthly=100, credit_package=0), 60)
+    known_balance(alice, monthly=100, package=0)
     response = as_alice.post(reverse("create-text"), TEXT | {"quality": "1080p"})
     assert response.status_code == 400
     assert "This video costs 120 credits; your PixVerse balance is 100." in response.content.decode()
@@ -259,9 +290,14 @@ def test_an_active_card_keeps_polling_and_a_finished_one_stops(as_alice, alice):
     assert "HX-Trigger" not in active.headers
     Generation.objects.filter(pk=generation.pk).update(status=S.DONE, video_url="https://cdn/v.mp4")
     done = as_alice.get(url, headers={"HX-Request": "true"})
-    assert "hx-trigger" not in done.content.decode()
+    # Done at PixVerse: it plays from there and polls until our own copy is stored.
+    assert 'hx-trigger="every 3s"' in done.content.decode()
+    assert "Saving the portal's own copy" in done.content.decode()
     assert "<video" in done.content.decode()
     assert json.loads(done.headers["HX-Trigger"]) == {"balance-changed": {}}
+    Generation.objects.filter(pk=generation.pk).update(video_file="videos/v.mp4")
+    stored = as_alice.get(url, headers={"HX-Request": "true"})
+    assert "hx-trigger" not in stored.content.decode()
 
 
 def test_a_poll_of_an_unchanged_card_is_answered_304_and_a_change_shows(as_alice, alice, bob,
@@ -341,7 +377,7 @@ def test_a_failed_job_shows_its_reason_and_can_be_tried_again(as_alice, alice, s
     again = Generation.objects.exclude(pk=failed.pk).get()
     assert (again.status, again.seed, again.style, again.aspect_ratio) == (S.QUEUED, 7, "anime", "9:16")
     assert again.trace_id != failed.trace_id
-    assert started == [failed.owner_id]
+    assert started == ["kick"]
 
 
 def test_an_active_job_can_be_cancelled(as_alice, alice):
@@ -498,7 +534,7 @@ def test_a_debug_error_page_does_not_show_the_key(client, bob, settings, monkeyp
     client.raise_request_exception = False
     client.force_login(bob)
 
-    def broken(self):
+    def broken(self, **kwargs):
         raise RuntimeError("unexpected")
 
     monkeypatch.setattr("generations.pixverse.PixVerseClient.balance", broken)
