@@ -85,19 +85,25 @@ class GenerationAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description=_("Read the status now"), permissions=["view"])
+    def has_manage_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("generations.manage_generation")
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        return request.user.has_perm("generations.retry_generation")
+
+    @admin.action(description=_("Read the status now"), permissions=["manage"])
     def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
         moved = [g for g in queryset if g.read_soon()]
         if moved:
             queue.kick_scheduler()
         self._report(request, len(moved), queryset.count(), _("running"))
 
-    @admin.action(description=_("Cancel"), permissions=["view"])
+    @admin.action(description=_("Cancel"), permissions=["manage"])
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
         done = sum(g.cancel() for g in queryset)
         self._report(request, done, queryset.count(), _("active"))
 
-    @admin.action(description=_("Try again with the same settings"), permissions=["view"])
+    @admin.action(description=_("Try again with the same settings"), permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
         retried = [g.retry() for g in queryset if g.can_retry]
         if retried:

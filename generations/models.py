@@ -300,6 +300,12 @@ class Generation(models.Model):
         ]
         verbose_name = _("generation")
         verbose_name_plural = _("generations")
+        # The admin's actions spend a member's credits or change their job:
+        # viewing jobs is not enough for them (owners and admins have these).
+        permissions = [
+            ("retry_generation", _("Can try a job again (a new submission, billed to its owner)")),
+            ("manage_generation", _("Can cancel a job or have its status read now")),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.prompt[:40]}"

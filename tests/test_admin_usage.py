@@ -79,6 +79,26 @@ def test_cancel_and_retry_from_the_admin(staff, alice, started):
     assert started == ["kick"]
 
 
+def test_staff_who_may_only_view_jobs_cannot_spend_or_change_them(client, alice, started):
+    from django.contrib.auth.models import Permission
+
+    viewer = User.objects.create_user("viewer", password="pw", is_staff=True)
+    viewer.user_permissions.add(Permission.objects.get(codename="view_generation"))
+    client.force_login(viewer)
+    private = make(alice, status=S.FAILED, is_private=True)
+    page = client.get("/admin/generations/generation/").content.decode()
+    assert 'value="retry"' not in page and 'value="cancel"' not in page
+    response = act(client, "retry", [private])
+    assert Generation.objects.count() == 1  # nothing made, nothing billed
+    assert started == []
+    assert response.status_code == 200
+    viewer.user_permissions.add(Permission.objects.get(codename="retry_generation"))
+    viewer = User.objects.get(pk=viewer.pk)  # permissions are cached on the user
+    client.force_login(viewer)
+    act(client, "retry", [private])
+    assert Generation.objects.count() == 2
+
+
 def test_the_admin_lists_background_tasks_and_sandbox_accounts(staff):
     for url in ("/admin/django_q/success/", "/admin/django_q/failure/", "/admin/django_q/schedule/",
                 "/admin/sandbox/sandboxaccount/"):
