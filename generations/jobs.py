@@ -44,7 +44,8 @@ import requests
 from django.conf import settings
 from django.core.files.base import File
 from django.db import connections
-from django.db.models import Count
+from django.db.models import Count, DateTimeField, F, Value
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from generations import queue
@@ -624,6 +625,7 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
     if result.state is VideoState.DONE:
         if generation.mark_done(result.url, token=token):
             _finished(generation)
+            _time_first_reads(generation.quality, generation.duration)
         return
     failures = {
         VideoState.FAILED: (Generation.Reason.GENERATION_FAILED, Generation.Status.FAILED),
@@ -637,6 +639,24 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
             _finished(generation)
         return
     generation.record_status_read(now + READ_INTERVAL, token=token)
+
+
+def _time_first_reads(quality: str, duration: int) -> None:
+    """A video of this kind finished: time the first read of every such job not read yet by it.
+
+    Jobs put off while the probe ran, and jobs timed by an older estimate, are
+    read when such videos are now expected to be ready, not at their old time.
+    (This was once tried and dropped, when the estimate included how late the
+    done read came; learned_duration no longer does.)
+    """
+    learned = learned_duration(quality, duration)
+    if learned is None:
+        return
+    expected = F("submitted_at") + learned
+    Generation.objects.filter(
+        status=Generation.Status.RUNNING, quality=quality, duration=duration, poll_count=0,
+        submitted_at__isnull=False, claimed_by__isnull=True,
+    ).update(next_attempt_at=Greatest(expected, Value(timezone.now(), output_field=DateTimeField())))
 
 
 def _finished(generation: Generation) -> None:

@@ -552,6 +552,19 @@ def test_the_probe_is_the_teams_oldest_job_whatever_its_key(alice, api):
     assert jobs.work_out_step(KEY_HASH, timezone.now()) is None
 
 
+def test_when_the_probe_is_done_the_others_are_read_when_theirs_should_be_ready(alice, api):
+    probe, younger, youngest = _running(alice, 1, 40), _running(alice, 2, 39), _running(alice, 3, 2)
+    Generation.objects.filter(pk=probe.pk).update(last_read_at=timezone.now() - timedelta(seconds=4))
+    jobs.work_out_step(KEY_HASH, timezone.now())  # the younger ones are put off
+    assert reload(younger).next_attempt_at > timezone.now() + timedelta(seconds=3)
+    api.get(f"{BASE}/video/status", json=ok({"status": "done", "video_url": "https://cdn/1.mp4"}))
+    jobs.read_status(reload(probe), client())
+    # Ready about 38 s after it was sent: the younger one is due now, the youngest in ~36 s.
+    assert reload(younger).next_attempt_at <= timezone.now()
+    wait = (reload(youngest).next_attempt_at - timezone.now()).total_seconds()
+    assert 34 < wait < 38
+
+
 def test_a_young_job_waits_for_the_probe_no_longer_than_its_patience(alice, api):
     _running(alice, 1, 200)
     _running(alice, 2, jobs.PROBE_PATIENCE.total_seconds() + 1)
