@@ -49,6 +49,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from generations import queue
+from generations.fetch import UnsafeURL, check_video_url
 from generations.models import ApiCredential, Generation, SchedulerRunner, WorkerHeartbeat
 from generations.pixverse import (
     ConcurrencyLimit,
@@ -623,6 +624,13 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
                                       token=token, missed=True)
         return
     if result.state is VideoState.DONE:
+        try:
+            check_video_url(result.url)
+        except UnsafeURL as e:
+            # Not a link we fetch or show: as good as no answer; read again later.
+            logger.warning("generation %s: the video link was refused: %s", generation.pk, e)
+            generation.record_status_read(now + READ_INTERVAL, token=token, missed=True)
+            return
         if generation.mark_done(result.url, token=token):
             _finished(generation)
             _time_first_reads(generation.quality, generation.duration)
@@ -705,9 +713,10 @@ def store_video(generation_id: int, token=None) -> bool:
         except VideoTooLarge:
             generation.copy_refused(Generation.Reason.COPY_TOO_LARGE, token=token)
             return False
-        except (requests.RequestException, OSError) as e:
-            logger.warning("generation %s: video not stored (try %s): %s", generation_id,
-                           generation.copy_attempts + 1, type(e).__name__)
+        except (requests.RequestException, OSError, UnsafeURL) as e:
+            logger.warning("generation %s: video not stored (try %s): %s %s", generation_id,
+                           generation.copy_attempts + 1, type(e).__name__,
+                           e if isinstance(e, UnsafeURL) else "")
             generation.copy_failed(timezone.now() + _backoff(generation.copy_attempts, COPY_BACKOFF_CAP),
                                    token=token)
             return False
@@ -729,7 +738,7 @@ def _download(generation: Generation) -> str:
     deadline = time.monotonic() + settings.PORTAL_VIDEO_DOWNLOAD_TIMEOUT
     # A video can be hundreds of MB: past a few MB it goes to a temporary file, not memory.
     with tempfile.SpooledTemporaryFile(max_size=8 * 2**20) as buffer:
-        with requests.get(generation.video_url, stream=True, timeout=(5, 30)) as response:
+        with _get_following_safe_redirects(generation.video_url) as response:
             response.raise_for_status()
             size = 0
             for chunk in response.iter_content(chunk_size=256 * 1024):
@@ -745,3 +754,19 @@ def _download(generation: Generation) -> str:
         return generation.video_file.storage.save(
             f"videos/{generation.code}/{generation.video_id}.mp4", File(buffer)
         )
+
+
+MAX_REDIRECTS = 5
+
+
+def _get_following_safe_redirects(url: str) -> requests.Response:
+    """GET a video link, each hop of its redirects checked by generations/fetch.py first."""
+    for _hop in range(MAX_REDIRECTS + 1):
+        check_video_url(url)
+        response = requests.get(url, stream=True, timeout=(5, 30), allow_redirects=False)
+        if not response.is_redirect:
+            return response
+        response.close()
+        url = requests.compat.urljoin(url, response.headers["Location"])
+    raise requests.TooManyRedirects(f"more than {MAX_REDIRECTS} redirects")
+
