@@ -319,3 +319,14 @@ def test_trace_ids_billed_more_than_once(account):
     SandboxCharge.objects.create(account=account[0], trace_id="once", credits=-45)
     assert SandboxCharge.billed_more_than_once() == ["elsewhere", "twice"]
     assert SandboxCharge.billed_more_than_once(account[0]) == ["twice"]
+
+
+def test_an_uploaded_image_is_served_only_to_the_key_that_uploaded_it(sandbox_account, sandbox_url):
+    _account, key = sandbox_account
+    _other, other_key = SandboxAccount.issue("other", credits=10)
+    uploaded = PixVerseClient(key, base_url=sandbox_url).upload_image(png_bytes())
+    assert requests.get(uploaded.img_url, timeout=10).status_code == 404
+    assert requests.get(uploaded.img_url, headers={"API-KEY": other_key}, timeout=10).status_code == 404
+    mine = requests.get(uploaded.img_url, headers={"API-KEY": key}, timeout=10)
+    assert mine.status_code == 200 and mine.content.startswith(b"\x89PNG")
+

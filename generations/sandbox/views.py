@@ -423,7 +423,14 @@ def _slow_file(path: Path, filename: str, seconds: float) -> StreamingHttpRespon
 
 @sandbox_enabled
 def image_file(request: HttpRequest, img_id: int) -> FileResponse:
-    image = SandboxImage.objects.filter(img_id=img_id).first()
+    """An uploaded source image, only to the key that uploaded it (anyone else: not found).
+
+    Members' images are private to their account; an img_url is not a public link.
+    """
+    image = SandboxImage.objects.filter(
+        img_id=img_id, account__key_hash=hash_key(request.headers.get("API-KEY", ""))).first()
     if image is None:
         raise Http404
-    return FileResponse(image.file.open("rb"))
+    response = FileResponse(image.file.open("rb"))
+    response["Cache-Control"] = "private, no-store"
+    return response
