@@ -303,7 +303,7 @@ class Generation(models.Model):
         # The admin's actions spend a member's credits or change their job:
         # viewing jobs is not enough for them (owners and admins have these).
         permissions = [
-            ("retry_generation", _("Can try a job again (a new submission, billed to its owner)")),
+            ("retry_generation", _("Can try a job again (billed to its owner)")),
             ("manage_generation", _("Can cancel a job or have its status read now")),
         ]
 
@@ -636,3 +636,24 @@ class SchedulerRunner(models.Model):
     @classmethod
     def prune(cls) -> None:
         cls.objects.filter(until__lt=timezone.now() - timedelta(hours=1)).delete()
+
+
+class PasswordResetRequest(models.Model):
+    """A password-reset mail the portal agreed to send: what its hourly limits count.
+
+    See generations/accounts.py. Only hashes of the address asked for and of the
+    client's address are kept, and only for the hour the limits look back.
+    """
+
+    email_hash = models.CharField(max_length=64)
+    client_hash = models.CharField(max_length=64)
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["email_hash", "created"], name="password_reset_email"),
+            models.Index(fields=["client_hash", "created"], name="password_reset_client"),
+        ]
+
+    def __str__(self) -> str:
+        return f"password reset {self.email_hash[:12]}… at {self.created:%Y-%m-%d %H:%M}"

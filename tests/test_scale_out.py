@@ -146,9 +146,10 @@ def test_three_clusters_keep_one_request_per_second_per_key_and_read_no_job_twic
         deadline = time.monotonic() + 60
         while True:
             try:
-                requests.get(f"{base}/accounts/login/", timeout=2)
+                requests.get(f"{base}/accounts/login/", timeout=10)
                 break
-            except requests.ConnectionError:
+            # Not listening yet, or its first answer (workers still importing) slower than that.
+            except (requests.ConnectionError, requests.Timeout):
                 assert time.monotonic() < deadline, "gunicorn did not start"
                 time.sleep(0.3)
 
@@ -204,14 +205,15 @@ def test_three_clusters_keep_one_request_per_second_per_key_and_read_no_job_twic
     assert min(gaps.values()) >= 1.0, gaps
 
     # Each job is read at the portal's pace (one read per ~4 s): two workers reading
-    # the same job would show as reads a second or so apart.
+    # the same job would show as reads a second or so apart. (A job whose first read
+    # found it done was read once: no gap at all.)
     reads = {}
     for r in api:
         if r["video_id"] is not None and "/video/" in r["path"]:
             reads.setdefault(r["video_id"], []).append(r["at"])
     assert len(reads) == MEMBERS * JOBS_EACH
     read_gaps = [b - a for times in reads.values() for a, b in itertools.pairwise(times)]
-    assert read_gaps and min(read_gaps) >= 3.0, sorted(read_gaps)[:5]
+    assert min(read_gaps, default=3.0) >= 3.0, sorted(read_gaps)[:5]
 
     # The work was spread over the clusters, not done by one of them.
     submitted_by = [

@@ -12,6 +12,6 @@ class Migration(migrations.Migration):
     operations = [
         migrations.AlterModelOptions(
             name='generation',
-            options={'ordering': ['-created'], 'permissions': [('retry_generation', 'Can try a job again (a new submission, billed to its owner)'), ('manage_generation', 'Can cancel a job or have its status read now')], 'verbose_name': 'generation', 'verbose_name_plural': 'generations'},
+            options={'ordering': ['-created'], 'permissions': [('retry_generation', 'Can try a job again (billed to its owner)'), ('manage_generation', 'Can cancel a job or have its status read now')], 'verbose_name': 'generation', 'verbose_name_plural': 'generations'},
         ),
     ]
