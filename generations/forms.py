@@ -1,18 +1,18 @@
 """The portal's forms: generation settings, the source image, a member's API key."""
 
-import hashlib
+import unicodedata
+import uuid
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
-from django.core.cache import cache
+from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
 from django.utils.functional import lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from generations import catalog
+from generations import accounts, catalog
 from generations.images import InvalidImage, check_image
 from generations.models import Generation
 
@@ -33,11 +33,55 @@ def _choices(values, labels=None):
 
 MOTION_LABELS = {"normal": _("Normal"), "fast": _("Fast (double cost)")}
 
+# What shows as nothing: spaces, control and format characters (U+200B zero-width
+# space, U+2060 word joiner, U+FEFF...), most of which str.strip() keeps, and the
+# letters drawn blank (Hangul fillers, the empty Braille pattern).
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Zs", "Zl", "Zp"}
+_BLANK_LETTERS = set("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def _invisible(char: str) -> bool:
+    return char in _BLANK_LETTERS or unicodedata.category(char) in _INVISIBLE_CATEGORIES
+
+
+def strip_invisible(text: str) -> str:
+    """text without what shows as nothing at its ends; inside it stays (a zero-width
+    joiner holds an emoji together)."""
+    start, end = 0, len(text)
+    while start < end and _invisible(text[start]):
+        start += 1
+    while end > start and _invisible(text[end - 1]):
+        end -= 1
+    return text[start:end]
+
+
+class PromptField(forms.CharField):
+    """Text sent to PixVerse: required means something visible, not zero-width characters."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        return strip_invisible(value) if value else value
+
+
+# Room in a request for the image form's other fields (two prompts of 2048
+# characters at up to four bytes each, the settings, the multipart wrapping).
+FORM_FIELDS_ALLOWANCE = 64 * 1024
+
+
+def image_upload_limit() -> int:
+    """The largest image a member can send: PixVerse's limit, or less where a request cannot carry it."""
+    return max(1, min(settings.PIXVERSE_MAX_IMAGE_BYTES,
+                      settings.PORTAL_MAX_REQUEST_BYTES - FORM_FIELDS_ALLOWANCE))
+
+
+def _megabytes(size: int) -> str:
+    return f"{size / 2**20:.1f}".removesuffix(".0")
+
 
 class GenerationForm(forms.Form):
     """Settings shared by text-to-video and image-to-video."""
 
-    prompt = forms.CharField(
+    prompt = PromptField(
         label=_("Prompt"), max_length=catalog.PROMPT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("A wolf in the snow at dawn")}),
     )
@@ -51,12 +95,15 @@ class GenerationForm(forms.Form):
                                     choices=_choices(catalog.MOTION_MODES, MOTION_LABELS))
     style = forms.ChoiceField(label=_("Style"), required=False,
                               choices=[("", _("None")), *_choices(catalog.STYLES, catalog.STYLE_LABELS)])
-    negative_prompt = forms.CharField(
+    negative_prompt = PromptField(
         label=_("Negative prompt"), required=False, max_length=catalog.PROMPT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("What to keep out of the video")}),
     )
     seed = forms.IntegerField(label=_("Seed"), required=False, min_value=0, max_value=catalog.SEED_MAX,
                               help_text=_("The same seed and settings give a similar video."))
+    # New in every form shown, the same when a form comes back with its errors: the
+    # same form sent twice makes one job (generations/views.py, _job_code).
+    submission = forms.UUIDField(required=False, widget=forms.HiddenInput, initial=uuid.uuid4)
 
     kind = "text"
 
@@ -77,8 +124,6 @@ class GenerationForm(forms.Form):
             self.add_error("motion_mode", _("Fast motion is not available at 1080p."))
         if quality == "1080p" and duration == 8:
             self.add_error("duration", _("1080p videos can be 5 seconds long only."))
-        if not (data.get("prompt") or "").strip():
-            self.add_error("prompt", _("Describe the video you want."))
         if self.errors:
             return data
         cost = self.cost()
@@ -111,7 +156,7 @@ class GenerationForm(forms.Form):
     def generation_fields(self) -> dict:
         data = self.cleaned_data
         return {
-            "kind": self.kind, "prompt": data["prompt"].strip(),
+            "kind": self.kind, "prompt": data["prompt"],
             "negative_prompt": data.get("negative_prompt") or "", "model": data["model"],
             "quality": data["quality"], "duration": data["duration"],
             "aspect_ratio": data.get("aspect_ratio") or "", "motion_mode": data.get("motion_mode") or "",
@@ -146,7 +191,20 @@ class ImageToVideoForm(GenerationForm):
         self.sources = sources
         self.reused = None
         self.fields["image"].help_text = _("JPEG, PNG or WebP, up to %(side)s×%(side)s px and %(mb)s MB.") % {
-            "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": settings.PIXVERSE_MAX_IMAGE_BYTES // 2**20}
+            "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": _megabytes(image_upload_limit())}
+        # portal.js refuses a larger file before anything is sent (a request over
+        # PORTAL_MAX_REQUEST_BYTES is never read, so the form's values would not come back).
+        self.fields["image"].widget.attrs.update({
+            "data-max-bytes": image_upload_limit(), "data-too-large": self.too_large_message()})
+
+    @staticmethod
+    def too_large_message() -> str:
+        return _IMAGE_MESSAGES["too_large"] % {"mb": _megabytes(image_upload_limit())}
+
+    def refuse_image(self) -> None:
+        """The size message next to the image field, for a post too large to be read."""
+        self.cleaned_data = {}  # add_error expects it; a form not bound to data has none
+        self.add_error("image", self.too_large_message())
 
     def source_generation(self):
         """The earlier job whose image is offered, if the member may use it."""
@@ -205,7 +263,20 @@ class ApiKeyForm(forms.Form):
 
 
 class SignUpForm(UserCreationForm):
-    pass
+    """Django's sign-up, refusing a user name that would look like another member's in every list."""
+
+    def clean_username(self):
+        username = super().clean_username()
+        if not username or self.has_error("username"):
+            return username
+        if accounts.username_looks_taken(username):
+            raise ValidationError(
+                _("This user name looks like an existing member's. Choose another one."), code="lookalike")
+        if accounts.mixes_scripts(username):
+            raise ValidationError(
+                _("Use letters of one alphabet only (not Latin and Cyrillic mixed, for example)."),
+                code="mixed_scripts")
+        return username
 
 
 class HistoryFilterForm(forms.Form):
@@ -268,34 +339,3 @@ class HistoryFilterForm(forms.Form):
                 generations = generations.filter(prompt_folded__contains=word)
         return generations
 
-
-class ThrottledAuthenticationForm(AuthenticationForm):
-    """Django's sign-in form, refusing an account and address after repeated failures.
-
-    Counted per username and client address together, so one attacker cannot
-    lock a member out from everywhere, and per window (PORTAL_LOGIN_WINDOW_SECONDS).
-    """
-
-    throttled = False
-
-    def _counter_key(self) -> str:
-        username = (self.data.get("username") or "").casefold()
-        address = self.request.META.get("REMOTE_ADDR", "") if self.request else ""
-        digest = hashlib.sha256(f"{username}|{address}".encode()).hexdigest()
-        return f"login-failures:{digest}"
-
-    def clean(self):
-        key = self._counter_key()
-        if cache.get(key, 0) >= settings.PORTAL_LOGIN_ATTEMPTS:
-            self.throttled = True
-            minutes = max(1, settings.PORTAL_LOGIN_WINDOW_SECONDS // 60)
-            raise ValidationError(
-                _("Too many failed sign-ins. Try again in %(minutes)s minutes."),
-                code="throttled", params={"minutes": minutes},
-            )
-        try:
-            return super().clean()
-        except ValidationError:
-            if not cache.add(key, 1, settings.PORTAL_LOGIN_WINDOW_SECONDS):
-                cache.incr(key)
-            raise

@@ -71,9 +71,10 @@ logger = logging.getLogger(__name__)
 
 READ_INTERVAL = timedelta(seconds=4)  # PixVerse's advice: 3 to 5 s between reads of one job
 FIRST_READ_FALLBACK = timedelta(seconds=5)
-# Before any video of a kind has finished, a key's younger jobs of that kind
-# wait for the oldest one (the probe) -- but not longer than this.
+# Before any video of a kind has finished, the team's younger jobs of that
+# kind wait for the oldest ones (the probes) -- but not longer than this.
 PROBE_PATIENCE = timedelta(seconds=90)
+PROBES = 2
 # The plan's limit of videos at once: a waiting job is tried again when one of
 # its key's videos finishes, or after this (the key may be busy elsewhere).
 CONCURRENCY_FALLBACK = timedelta(seconds=30)
@@ -81,15 +82,13 @@ RATE_LIMITED_RETRY = timedelta(seconds=2)
 # Unanswered steps are tried again after 5, 10, 20, 40 s, then every minute.
 MISS_BACKOFF_CAP = timedelta(seconds=60)
 COPY_BACKOFF_CAP = timedelta(minutes=10)
+READ_BACKOFF_CAP = timedelta(seconds=30)
 # "Not found" right after a submission can be PixVerse catching up; this many in a row is final.
 NOT_FOUND_READS = 3
 # How long a step's request may wait for its key's slot before it is given back.
 STEP_SLOT_WAIT = 2.0
 # A wanted balance waits for a free request slot of its key, at most this long.
 BALANCE_PATIENCE = timedelta(seconds=3)
-# Jobs that spent or got back credits want the balance read within this time
-# (one read for all of them, not one per job).
-BALANCE_AFTER_JOBS = timedelta(seconds=30)
 STEPS_IN_FLIGHT_PER_KEY = 4
 COPIES_IN_FLIGHT = 4
 # A loop hands over to a fresh task this often: django-q2 stops a cluster only
@@ -107,6 +106,13 @@ def _lease() -> timedelta:
 
 def _backoff(misses: int, cap: timedelta) -> timedelta:
     return min(timedelta(seconds=5 * 2 ** min(misses, 10)), cap)
+
+
+def _read_backoff(misses: int) -> timedelta:
+    """After a failed status read: the usual interval for the first few, then 8, 16, 30 s."""
+    if misses < 2:
+        return READ_INTERVAL
+    return min(READ_INTERVAL * 2 ** (misses - 1), READ_BACKOFF_CAP)
 
 
 # --- The loop -----------------------------------------------------------------------------
@@ -393,8 +399,12 @@ def _next_submission(key_hash: str, now: datetime) -> Generation | None:
     The line is the order the jobs were created in, taking turns between the
     members who share the key (a member with fewer videos running on it goes
     first), so one member's batch does not hold up a team mate's single
-    video. A job that waits (the plan's limit, a backoff) keeps its place at
-    the head. A job in flight (claimed) does not hold the others back.
+    video. A job that waits keeps its place: once it is due again, it goes
+    before every job behind it. While it waits for the plan's limit of videos
+    at once, the jobs behind it wait too (they would be refused); while it
+    backs off after a passing error, they may go. A job in flight (claimed)
+    does not hold the others back. (Holding everything behind a backoff cost
+    the faults benchmark 20 s of an idle key for one 500069.)
     """
     unsent = list(Generation.objects.filter(
         key_hash=key_hash, status__in=[Generation.Status.QUEUED, Generation.Status.SUBMITTING],
@@ -413,7 +423,11 @@ def _next_submission(key_hash: str, now: datetime) -> Generation | None:
     for *_order, generation in sorted(line, key=lambda entry: entry[:3]):
         if generation.claimed_until is not None and generation.claimed_until >= now:
             continue
-        return generation if generation.next_attempt_at <= now else None
+        if generation.next_attempt_at <= now:
+            return generation
+        if generation.error_reason == Generation.Reason.WAITING:
+            return None  # the plan's limit: the jobs behind it would only be refused too
+        # In backoff: the ones behind it may go meanwhile; when due, it goes first.
     return None
 
 
@@ -429,15 +443,17 @@ def _reads_worth_making(key_hash: str, now: datetime, limit: int) -> list[Genera
     """The due status reads likely to tell something new, longest-running first.
 
     Before the portal has seen a video of a kind finish, only the team's
-    oldest running job of that kind is read (the probe), whatever its key:
-    younger ones are unlikely to be ready before it, and each read costs a
-    request (a key's one per second, taken from its submissions). They are
-    read once it is done and the duration learned, or after PROBE_PATIENCE.
-    A job put off gets a later next read, so the loop does not look at it
-    again at once.
+    PROBES oldest running jobs of that kind are read (the probes), whatever
+    their keys: younger ones are unlikely to be ready before them, and each
+    read costs a request (a key's one per second, taken from its
+    submissions). Their reads are staggered (see submit), so the first
+    finished video is noticed within READ_INTERVAL / PROBES. The others are
+    read once one is done and the duration learned (_time_first_reads), or
+    after PROBE_PATIENCE. A job put off gets a later next read, so the loop
+    does not look at it again at once.
     """
     learned: dict[tuple[str, int], timedelta | None] = {}
-    probes: dict[tuple[str, int], int | None] = {}
+    probes: dict[tuple[str, int], list[int]] = {}
 
     def not_before(generation: Generation) -> datetime | None:
         kind = (generation.quality, generation.duration)
@@ -448,10 +464,8 @@ def _reads_worth_making(key_hash: str, now: datetime, limit: int) -> list[Genera
         if learned[kind] is not None:
             return None  # its first read was timed by what was learned, or is overdue
         if kind not in probes:
-            probes[kind] = Generation.objects.filter(
-                status=Generation.Status.RUNNING, quality=kind[0], duration=kind[1],
-            ).order_by("submitted_at", "created").values_list("pk", flat=True).first()
-        if generation.pk == probes[kind]:
+            probes[kind] = _probes(*kind)
+        if generation.pk in probes[kind]:
             return None
         # Looked at again after the probe's next read, when it may be done.
         return min(now + READ_INTERVAL, generation.submitted_at + PROBE_PATIENCE)
@@ -467,6 +481,28 @@ def _reads_worth_making(key_hash: str, now: datetime, limit: int) -> list[Genera
         if len(worth) == limit:
             break
     return worth
+
+
+def _probes(quality: str, duration: int) -> list[int]:
+    return list(Generation.objects.filter(
+        status=Generation.Status.RUNNING, quality=quality, duration=duration,
+    ).order_by("submitted_at", "created").values_list("pk", flat=True)[:PROBES])
+
+
+def _first_read(generation: Generation) -> datetime:
+    """When to read a job just submitted: when such videos are usually ready.
+
+    Before any has finished, the probes' reads are spread over one read
+    interval (the first at 5 s, the second 2 s later...), so that between
+    them a finished video is noticed within READ_INTERVAL / PROBES.
+    """
+    now = timezone.now()
+    learned = learned_duration(generation.quality, generation.duration)
+    if learned is not None:
+        return now + learned
+    # The probes so far (this job is not running yet): it is the next one, if there is room.
+    phase = len(_probes(generation.quality, generation.duration)) % PROBES
+    return now + FIRST_READ_FALLBACK + phase * READ_INTERVAL / PROBES
 
 
 def learned_duration(quality: str, duration: int) -> timedelta | None:
@@ -545,9 +581,8 @@ def submit(generation: Generation, client: PixVerseClient, token=None) -> bool:
     except PixVerseError as error:
         _submission_failed(generation, error, token)
         return False
-    first_read = timezone.now() + expected_duration(generation.quality, generation.duration)
-    generation.mark_submitted(submission.video_id, first_read, token=token)
-    ApiCredential.want_balance(generation.key_hash, within=BALANCE_AFTER_JOBS)
+    generation.mark_submitted(submission.video_id, _first_read(generation), token=token)
+    ApiCredential.balance_changed(generation.key_hash)
     logger.info("generation %s submitted: video_id=%s trace_id=%s", generation.pk,
                 submission.video_id, generation.trace_id)
     return True
@@ -610,7 +645,8 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
         return
     except VideoNotFound as error:
         if generation.misses + 1 >= NOT_FOUND_READS:
-            generation.mark_failed(Generation.Reason.NOT_FOUND, code=error.err_code, token=token)
+            generation.mark_failed(Generation.Reason.NOT_FOUND, code=error.err_code, token=token,
+                                   read=True)
             Generation.wake_waiting(generation.key_hash)
         else:
             generation.record_status_read(now + READ_INTERVAL, token=token, missed=True)
@@ -618,9 +654,10 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
     except PixVerseError as error:
         logger.warning("generation %s: status read failed: %s trace_id=%s", generation.pk,
                        error.kind, error.trace_id)
-        # Passing trouble: read again later; the generation timeout ends hopeless cases.
-        generation.record_status_read(now + max(READ_INTERVAL, _backoff(generation.misses,
-                                                                         MISS_BACKOFF_CAP)),
+        # Passing trouble: read again at PixVerse's pace, backing off only when it
+        # lasts (a read bills nothing); the generation timeout ends hopeless cases.
+        retry_after = timedelta(seconds=getattr(error, "retry_after", None) or 0)
+        generation.record_status_read(now + max(_read_backoff(generation.misses), retry_after),
                                       token=token, missed=True)
         return
     if result.state is VideoState.DONE:
@@ -643,7 +680,7 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
     }
     if result.state in failures:
         reason, status = failures[result.state]
-        if generation.mark_failed(reason, status=status, token=token):
+        if generation.mark_failed(reason, status=status, token=token, read=True):
             _finished(generation)
         return
     generation.record_status_read(now + READ_INTERVAL, token=token)
@@ -670,7 +707,7 @@ def _time_first_reads(quality: str, duration: int) -> None:
 def _finished(generation: Generation) -> None:
     """A video of this key ended: one of its waiting jobs may go, and the balance moved."""
     Generation.wake_waiting(generation.key_hash)
-    ApiCredential.want_balance(generation.key_hash, within=BALANCE_AFTER_JOBS)
+    ApiCredential.balance_changed(generation.key_hash)
 
 
 # --- The balance ---------------------------------------------------------------------------

@@ -8,6 +8,8 @@ outside the file). Behind nginx, PORTAL_MEDIA_ACCEL_REDIRECT hands the sending
 to nginx instead (X-Accel-Redirect to an internal location), which frees the
 web worker and does ranges itself. With media on S3-compatible storage
 (MEDIA_S3_BUCKET), the member is sent to a short-lived signed link instead.
+Every answer is Cache-Control private: a shared cache in front must not keep
+a file that only some members may see.
 """
 
 import mimetypes
@@ -18,6 +20,7 @@ from django.conf import settings
 from django.core.files.storage import FileSystemStorage
 from django.db.models.fields.files import FieldFile
 from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -78,12 +81,20 @@ def serve(request: HttpRequest, stored: FieldFile, *, content_type: str | None =
         response["Cache-Control"] = "private, no-store"
         return response
     if settings.PORTAL_MEDIA_ACCEL_REDIRECT:
+        # nginx keeps this response's Cache-Control on the file it sends.
         response = HttpResponse(content_type=content_type)
         response["X-Accel-Redirect"] = settings.PORTAL_MEDIA_ACCEL_REDIRECT + stored.name
         if disposition:
             response["Content-Disposition"] = disposition
-        return response
+    else:
+        response = _file_response(request, stored, content_type, filename, as_attachment)
+    patch_cache_control(response, private=True, no_cache=True)
+    return response
 
+
+def _file_response(request: HttpRequest, stored: FieldFile, content_type: str, filename: str,
+                   as_attachment: bool) -> HttpResponse:
+    """The file from MEDIA_ROOT, whole or the single range asked for."""
     size = stored.size
     header = request.headers.get("Range", "")
     window = None

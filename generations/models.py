@@ -61,6 +61,9 @@ class ApiCredential(models.Model):
     balance_due_at = models.DateTimeField(null=True, blank=True, editable=False)
     # Why the last balance read failed (a PixVerseError kind), empty after a good read.
     balance_error = models.CharField(max_length=32, blank=True, editable=False)
+    # When a job spent or got back credits: a balance read before it is stale.
+    # It is read again when someone looks, not after every job.
+    balance_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         verbose_name = _("PixVerse key")
@@ -107,6 +110,16 @@ class ApiCredential(models.Model):
 
     def balance_age(self) -> timedelta | None:
         return None if self.balance_read_at is None else timezone.now() - self.balance_read_at
+
+    @property
+    def balance_outdated(self) -> bool:
+        """Jobs have spent or got back credits since the balance was read."""
+        return self.balance_changed_at is not None and (
+            self.balance_read_at is None or self.balance_changed_at > self.balance_read_at)
+
+    @classmethod
+    def balance_changed(cls, key_hash: str) -> None:
+        cls.objects.filter(key_hash=key_hash).update(balance_changed_at=timezone.now())
 
     @classmethod
     def want_balance(cls, key_hash: str, *, within: timedelta = timedelta(0)) -> int:
@@ -496,13 +509,17 @@ class Generation(models.Model):
         )
 
     def mark_failed(self, reason: "Generation.Reason", *, detail: str = "", code: int | None = None,
-                    status: str = Status.FAILED, token=None) -> bool:
-        """End the job unsuccessfully: failed, moderated or timed out, and say why."""
+                    status: str = Status.FAILED, token=None, read: bool = False) -> bool:
+        """End the job unsuccessfully: failed, moderated or timed out, and say why.
+
+        read: a status read said so (it counts among the job's reads).
+        """
         assert status in (self.Status.FAILED, self.Status.MODERATED, self.Status.TIMED_OUT)
+        extra = {"poll_count": models.F("poll_count") + 1} if read else {}
         return self._change(
             self.ACTIVE, token=token, status=status, error_reason=reason, error_code=code,
             error_message=detail, finished_at=timezone.now(), next_attempt_at=None,
-            claimed_until=None, claimed_by=None,
+            claimed_until=None, claimed_by=None, **extra,
         )
 
     def cancel(self) -> bool:

@@ -10,6 +10,14 @@ from dataclasses import dataclass
 from django.db.models import QuerySet
 
 COUNT_CAP = 1000
+# The deepest page that is read. An OFFSET past a 64-bit integer is an error on
+# SQLite and PostgreSQL, and a deep one reads every row before it: filters are the
+# way that far back.
+MAX_PAGE = 10_000
+
+
+class PageOutOfRange(ValueError):
+    """A page number past MAX_PAGE."""
 
 
 @dataclass
@@ -44,12 +52,15 @@ class Page:
 
 
 def page_of(queryset: QuerySet, number: str | int | None, size: int) -> Page:
+    """The page of that number; the first for anything not a number, PageOutOfRange past MAX_PAGE."""
     try:
         number = max(1, int(number or 1))
-    except ValueError:
+    except ValueError:  # also a number of more than 4300 digits
         number = 1
+    if number > MAX_PAGE:
+        raise PageOutOfRange(number)
     start = (number - 1) * size
     rows = list(queryset[start:start + size + 1])
     total = queryset[:COUNT_CAP + 1].count()
-    return Page(items=rows[:size], number=number, has_next=len(rows) > size,
+    return Page(items=rows[:size], number=number, has_next=len(rows) > size and number < MAX_PAGE,
                 total=min(total, COUNT_CAP), count_is_capped=total > COUNT_CAP)

@@ -1,7 +1,8 @@
 """The one module that imports django-q2: what the portal hands to its workers.
 
-Tasks carry no arguments at all: the scheduler loop (generations/jobs.py)
-finds its work in the database.
+The scheduler's tasks carry no arguments at all: its loop (generations/jobs.py)
+finds its work in the database. A password-reset mail carries the address
+asked for, never a link or its token (the worker makes those).
 """
 
 from django_q.tasks import async_task
@@ -29,3 +30,9 @@ def connect_worker_signals() -> None:
     from django_q.signals import post_spawn
 
     post_spawn.connect(on_worker_spawn, dispatch_uid="pixverse-scheduler-on-spawn")
+
+
+def send_password_reset(email: str, *, domain: str, use_https: bool, language: str) -> None:
+    """Have a worker mail a reset link to the accounts with this address, if there are any."""
+    async_task("generations.accounts.send_password_reset_mail", email, domain, use_https, language,
+               task_name="password-reset", group="accounts")

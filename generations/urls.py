@@ -4,7 +4,10 @@ from generations import views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
-    path("accounts/login/", views.ThrottledLoginView.as_view(), name="login"),
+    path("accounts/login/", views.SignInView.as_view(), name="login"),
+    path("accounts/password_reset/", views.QueuedPasswordResetView.as_view(), name="password_reset"),
+    path("accounts/reset/<uidb64>/<token>/", views.LockoutLiftingPasswordResetConfirmView.as_view(),
+         name="password_reset_confirm"),
     path("accounts/", include("django.contrib.auth.urls")),
     path("", views.dashboard, name="dashboard"),
     path("balance/", views.balance_panel, name="balance"),

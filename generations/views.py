@@ -7,39 +7,44 @@ else is a 404) for seeing, and _get_own_generation for changing.
 """
 
 import contextlib
+import datetime
 import logging
+import math
+import uuid
 
+from axes.utils import reset as reset_lockouts
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
-from django.contrib.auth.views import LoginView
+from django.contrib.auth.forms import AuthenticationForm
+from django.contrib.auth.views import LoginView, PasswordResetConfirmView, PasswordResetView
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.db import IntegrityError, transaction
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import cards, media, queue
+from generations import accounts, cards, media, queue
 from generations.forms import (
     ApiKeyForm,
     HistoryFilterForm,
     ImageToVideoForm,
     SignUpForm,
     TextToVideoForm,
-    ThrottledAuthenticationForm,
 )
 from generations.models import ApiCredential, Generation
-from generations.paging import page_of
+from generations.paging import PageOutOfRange, page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
 from generations.usage import team_usage
 
@@ -78,7 +83,7 @@ def _balance(request: HttpRequest, *, refresh: bool = False) -> dict:
         return {"balance": None, "balance_error": _("Add your PixVerse API key to see your credits.")}
     age = credential.balance_age()
     pending = credential.balance_due_at is not None
-    if refresh or age is None or age.total_seconds() > BALANCE_TTL:
+    if refresh or age is None or age.total_seconds() > BALANCE_TTL or credential.balance_outdated:
         ApiCredential.want_balance(credential.key_hash)
         pending = True
     if pending:
@@ -160,6 +165,60 @@ def _start_worker(request: HttpRequest) -> None:
     transaction.on_commit(queue.kick_scheduler)
 
 
+def image_too_large(request: HttpRequest) -> HttpResponse:
+    """The answer to an image form larger than PORTAL_MAX_REQUEST_BYTES (pixverse_site/middleware.py).
+
+    Its body is never read, so nothing the member typed is known here. With
+    htmx only the image field is replaced, and the rest of the form stays as
+    typed; without JavaScript the page says to go back, where the browser has
+    kept the form as it was. (portal.js refuses such a file before sending it.)
+    """
+    form = ImageToVideoForm(balance=_known_total(request), sources=_reusable(request))
+    form.refuse_image()
+    if request.htmx:
+        response = render(request, "generations/dashboard.html#image-field", {"form": form}, status=413)
+        return reswap(retarget(response, "#image-field"), "outerHTML")
+    form.add_error(None, _("The image is too large, so nothing was sent. Go back with your browser's "
+                           "Back button to find the form as you filled it in, and choose a smaller image."))
+    context = _dashboard_context(request, image_form=form, active_form="image")
+    return render(request, "generations/dashboard.html", context, status=413)
+
+
+def _job_code(request: HttpRequest, form) -> uuid.UUID | None:
+    """The code of the job this form makes: from the form's submission token and the member.
+
+    The same form sent twice (a double click, a resent post) asks for the same
+    code, which is unique: the second post finds the first job, or, sent at
+    the same moment, fails to store it, on any database and in any process.
+    Mixing in the member means nobody can choose the code of another's job.
+    """
+    token = form.cleaned_data.get("submission")
+    return uuid.uuid5(token, str(request.user.pk)) if token else None
+
+
+def _sent_before(request: HttpRequest, code: uuid.UUID | None) -> Generation | None:
+    return Generation.objects.filter(code=code, owner=request.user).first() if code else None
+
+
+def _store_generation(request: HttpRequest, form, name: str, code: uuid.UUID | None) -> Generation:
+    generation = Generation(owner=request.user, **form.generation_fields())
+    if code:
+        generation.code = code
+    uploaded = name == "image" and form.cleaned_data["image"]
+    try:
+        with transaction.atomic():
+            if uploaded:
+                generation.source_image.save(f"source.{form.image_info.extension}", uploaded, save=False)
+            elif name == "image":
+                generation.source_image = form.reused.source_image.name
+            generation.save()
+    except IntegrityError:
+        if uploaded:
+            generation.source_image.delete(save=False)
+        raise
+    return generation
+
+
 def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
     # The known balance, as read in the background: a submission makes no PixVerse call.
     extra = {"sources": _reusable(request)} if name == "image" else {}
@@ -175,17 +234,23 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
             return reswap(retarget(response, f"#{name}-form"), "outerHTML")
         context = _dashboard_context(request, **{f"{name}_form": form, "active_form": name})
         return render(request, "generations/dashboard.html", context, status=400)
-    with transaction.atomic():
-        generation = Generation(owner=request.user, **form.generation_fields())
-        if name == "image" and form.cleaned_data["image"]:
-            image = form.cleaned_data["image"]
-            generation.source_image.save(f"source.{form.image_info.extension}", image, save=False)
-        elif name == "image":
-            generation.source_image = form.reused.source_image.name
-        generation.save()
-    _start_worker(request)
+    code = _job_code(request, form)
+    generation = _sent_before(request, code)
+    if generation is None:
+        try:
+            generation = _store_generation(request, form, name, code)
+        except IntegrityError:
+            # The same form, sent at the same moment: the other post stored the job.
+            generation = _sent_before(request, code)
+            if generation is None:
+                raise
+        else:
+            _start_worker(request)
     if request.htmx:
-        return _card(request, generation)
+        response = _card(request, generation)
+        # The form stays in the page: a new token, so that sending it again makes a new job.
+        response.write(form_class()["submission"].as_widget(attrs={"hx-swap-oob": "true"}))
+        return response
     messages.success(request, _("Your video is on its way."))
     # The form comes back with the same settings, to change one and go again.
     return redirect(cards.remix_path(generation))
@@ -287,7 +352,10 @@ def history(request: HttpRequest) -> HttpResponse:
     generations = form.apply(
         Generation.objects.visible_to(request.user).select_related("owner"), request.user
     )
-    page = page_of(generations, request.GET.get("page"), HISTORY_PAGE_SIZE)
+    try:
+        page = page_of(generations, request.GET.get("page"), HISTORY_PAGE_SIZE)
+    except PageOutOfRange:
+        raise Http404(_("There is no such page of the history.")) from None
     context = {"form": form, "page": page}
     status = 400 if form.errors else 200
     if request.htmx and request.htmx.target == "results":
@@ -343,7 +411,17 @@ def privacy(request: HttpRequest, code) -> HttpResponse:
 def activity(request: HttpRequest) -> JsonResponse:
     """The member's running jobs, and those finished since ?since= (an ISO time), for every page."""
     mine = Generation.objects.filter(owner=request.user)
-    since = parse_datetime(request.GET.get("since", "")) or timezone.now()
+    given = request.GET.get("since", "")
+    try:
+        since = parse_datetime(given) if given else timezone.now()
+        if since is None:
+            raise ValueError(given)
+        if timezone.is_naive(since):
+            since = timezone.make_aware(since)
+        since = since.astimezone(datetime.UTC)  # a time out of range in UTC fails here, not in SQL
+    except (ValueError, OverflowError):
+        return JsonResponse({"error": _("since must be a time in ISO 8601, like 2025-01-31T10:00:00Z.")},
+                            status=400)
     finished = mine.filter(finished_at__gt=since).order_by("finished_at")[:10]
     return JsonResponse({
         "now": timezone.now().isoformat(),
@@ -437,14 +515,16 @@ def _check_key(client, form: ApiKeyForm) -> Balance | None:
 # --- Sign-in and sign-up ------------------------------------------------------------------------------------
 
 
-class ThrottledLoginView(LoginView):
-    """Sign-in that answers a failed attempt with 400, and a throttled one with 429."""
+class SignInView(LoginView):
+    """Django's sign-in, answering a failed attempt with 400.
 
-    form_class = ThrottledAuthenticationForm
+    django-axes counts the failures and answers a locked-out sign-in with 429
+    (signin_locked_out, below), here and on the admin's sign-in alike.
+    """
 
     def form_invalid(self, form):
         response = super().form_invalid(form)
-        response.status_code = 429 if form.throttled else 400
+        response.status_code = 400
         return response
 
 
@@ -454,7 +534,50 @@ def signup(request: HttpRequest) -> HttpResponse:
     form = SignUpForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = form.save()
-        login(request, user)
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("api-key")
     return render(request, "registration/signup.html", {"form": form},
                   status=400 if form.errors else 200)
+
+
+# --- Sign-in lockouts and password reset --------------------------------------------------------------------
+
+
+def signin_locked_out(request: HttpRequest, original_response=None, credentials=None) -> HttpResponse:
+    """django-axes' answer to a locked-out sign-in (AXES_LOCKOUT_CALLABLE): the sign-in page, 429.
+
+    The form is not bound: checking it again would count one more failure.
+    """
+    minutes = math.ceil(settings.AXES_COOLOFF_TIME.total_seconds() / 60)
+    message = ngettext(
+        "Too many failed sign-ins from here. Try again in %(minutes)s minute, or reset your password.",
+        "Too many failed sign-ins from here. Try again in %(minutes)s minutes, or reset your password.",
+        minutes) % {"minutes": minutes}
+    form = AuthenticationForm(request, initial={"username": accounts.signin_username(request, credentials)})
+    next_url = request.POST.get("next") or request.GET.get("next", "")
+    return render(request, "registration/login.html",
+                  {"form": form, "locked_out": message, "next": next_url}, status=429)
+
+
+class QueuedPasswordResetView(PasswordResetView):
+    """Django's password reset, limited per address and per client, its mail sent by a worker.
+
+    Every valid request gets the same answer at once, whether an account has
+    the address or not and whether the limits let a mail go.
+    """
+
+    def form_valid(self, form):
+        email = form.cleaned_data["email"]
+        if accounts.password_reset_allowed(email, accounts.client_address(self.request)):
+            queue.send_password_reset(email, domain=self.request.get_host(),
+                                      use_https=self.request.is_secure(), language=get_language())
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class LockoutLiftingPasswordResetConfirmView(PasswordResetConfirmView):
+    """Setting a new password from the mailed link also lifts the account's sign-in lockouts."""
+
+    def form_valid(self, form):
+        response = super().form_valid(form)
+        reset_lockouts(username=form.user.get_username())
+        return response

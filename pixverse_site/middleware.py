@@ -1,11 +1,18 @@
-"""Request plumbing: a request id for every log line, and a cap on request size."""
+"""Request plumbing: a request id for every log line, a cap on request size, the
+sign-in redirect of an htmx request, and no shared caching of members' pages."""
 
 import re
 import uuid
+from urllib.parse import urlsplit
 
 from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.shortcuts import resolve_url
+from django.urls import reverse
+from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.translation import gettext as _
+from django_htmx.http import HttpResponseClientRedirect
 
 from pixverse_site.logcontext import log_context
 
@@ -26,11 +33,60 @@ class RequestIdMiddleware:
         return response
 
 
+class HtmxSignInRedirectMiddleware:
+    """Send the browser, not htmx, to the sign-in page when an htmx request has no session.
+
+    htmx follows a 302 itself and would swap the whole sign-in page into a job
+    card or the form. HX-Redirect makes the browser go there instead, and sign-in
+    brings the member back to the page they were on (HX-Current-URL), not to
+    the fragment's URL. Plain requests keep their 302.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code != 302 or not request.htmx:
+            return response
+        if urlsplit(response["Location"]).path != resolve_url(settings.LOGIN_URL):
+            return response
+        # current_url_abs_path is None unless the page is on this very site.
+        back = request.htmx.current_url_abs_path or request.get_full_path()
+        response = HttpResponseClientRedirect(redirect_to_login(back).url)
+        patch_vary_headers(response, ["HX-Request"])
+        return response
+
+
+class PrivatePagesMiddleware:
+    """Keep what a signed-in member is sent out of shared caches: Cache-Control private.
+
+    Only a session that was read already says who asked: reading it here would
+    cost a query on paths that never look at it (/healthz, the sandbox's API).
+    A read session also makes SessionMiddleware add Vary: Cookie. Responses that
+    set their own Cache-Control (a job card, S3 links) keep it.
+    """
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        session = getattr(request, "session", None)
+        if (session is not None and session.accessed and not response.has_header("Cache-Control")
+                and request.user.is_authenticated):
+            patch_cache_control(response, private=True, no_cache=True)
+        return response
+
+
 class RequestSizeLimitMiddleware:
     """Refuse a request body larger than PORTAL_MAX_REQUEST_BYTES before it is read.
 
     Django caps form fields but not uploaded files; without this a client
-    could fill the disk with one upload.
+    could fill the disk with one upload. Last in MIDDLEWARE: nothing before it
+    reads the body (CSRF reads it only in the view phase), and the member and
+    their language are known, so the image form can answer with its message
+    next to the image field (generations.views.image_too_large).
     """
 
     def __init__(self, get_response):
@@ -42,9 +98,17 @@ class RequestSizeLimitMiddleware:
         except ValueError:
             length = 0
         if length > settings.PORTAL_MAX_REQUEST_BYTES:
-            limit = settings.PORTAL_MAX_REQUEST_BYTES // (1024 * 1024)
-            return HttpResponse(
-                _("The request is too large; the limit is %(mb)s MB.") % {"mb": limit},
-                status=413, content_type="text/plain; charset=utf-8",
-            )
+            return self.refuse(request)
         return self.get_response(request)
+
+    @staticmethod
+    def refuse(request: HttpRequest) -> HttpResponse:
+        if request.path_info == reverse("create-image") and request.user.is_authenticated:
+            from generations.views import image_too_large
+
+            return image_too_large(request)
+        limit = settings.PORTAL_MAX_REQUEST_BYTES // (1024 * 1024)
+        return HttpResponse(
+            _("The request is too large; the limit is %(mb)s MB.") % {"mb": limit},
+            status=413, content_type="text/plain; charset=utf-8",
+        )

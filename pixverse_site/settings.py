@@ -61,13 +61,13 @@ INSTALLED_APPS = [
     "django.forms",
     "django_htmx",
     "django_q",
+    "axes",
     "generations",
     "generations.sandbox",
 ]
 
 MIDDLEWARE = [
     "pixverse_site.middleware.RequestIdMiddleware",
-    "pixverse_site.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.middleware.csp.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -76,9 +76,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Swaps a locked-out sign-in's answer for the lockout page (after sessions and auth; it reads no body).
+    "axes.middleware.AxesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "pixverse_site.middleware.HtmxSignInRedirectMiddleware",
+    "pixverse_site.middleware.PrivatePagesMiddleware",
+    # Last: the body is still unread here, and the member is known (see its docstring).
+    "pixverse_site.middleware.RequestSizeLimitMiddleware",
 ]
 
 ROOT_URLCONF = "pixverse_site.urls"
@@ -182,6 +188,39 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "dashboard"
+# django-axes refuses a locked-out sign-in before any password is checked, on
+# the portal's and the admin's sign-in alike.
+AUTHENTICATION_BACKENDS = [
+    "generations.accounts.LockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Sign-in failures (see README, "Deploying"): PORTAL_LOGIN_ATTEMPTS of them for one
+# user name from one client address lock that pair out for PORTAL_LOGIN_WINDOW_SECONDS
+# (each further try starts the wait again). Per pair, so a stranger cannot lock a member
+# out from everywhere; in the database, so every process and host counts together.
+PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
+PORTAL_LOGIN_WINDOW_SECONDS = env_int("PORTAL_LOGIN_WINDOW_SECONDS", 900, minimum=1)
+# Proxies in front of the portal that append to X-Forwarded-For (1 behind the image's
+# nginx or Traefik). 0: the client is the connection's address, and the header is ignored.
+PORTAL_TRUSTED_PROXY_COUNT = env_int("PORTAL_TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_VERBOSE = False  # no banner in every management command's output
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_FAILURE_LIMIT = PORTAL_LOGIN_ATTEMPTS
+AXES_COOLOFF_TIME = timedelta(seconds=PORTAL_LOGIN_WINDOW_SECONDS)
+AXES_RESET_ON_SUCCESS = True
+AXES_USERNAME_CALLABLE = "generations.accounts.signin_username"
+# ipware's proxy count means the proxies listed inside the header, and a header it
+# does not expect gives no address at all (one shared counter): ours counts from the right.
+AXES_CLIENT_IP_CALLABLE = "generations.accounts.client_address"
+AXES_LOCKOUT_CALLABLE = "generations.views.signin_locked_out"
+# Only failures are needed to lock out; successful sign-ins are not recorded.
+AXES_DISABLE_ACCESS_LOG = True
+# A stored failure keeps the form's fields: not the CSRF token (it reveals the cookie's secret).
+AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# Password-reset mail per hour: to one address, and asked for by one client address.
+PORTAL_PASSWORD_RESETS_PER_ADDRESS = env_int("PORTAL_PASSWORD_RESETS_PER_ADDRESS", 3, minimum=1)
+PORTAL_PASSWORD_RESETS_PER_CLIENT = env_int("PORTAL_PASSWORD_RESETS_PER_CLIENT", 10, minimum=1)
 # Anyone who reaches the site may make an account: on for the local run,
 # off by default (staff add members in the admin).
 PORTAL_SIGNUP_ENABLED = env_bool("PORTAL_SIGNUP_ENABLED", False)
@@ -310,9 +349,6 @@ SECURE_CSP_REPORT_ONLY = _csp if DEBUG else {}
 PORTAL_MAX_REQUEST_BYTES = env_int("PORTAL_MAX_REQUEST_BYTES", 21 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # form fields other than files (Django's default)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2_621_440  # larger uploads go to a temporary file
-# Sign-in attempts: this many failures per account and address within the window.
-PORTAL_LOGIN_ATTEMPTS = env_int("PORTAL_LOGIN_ATTEMPTS", 5, minimum=1)
-PORTAL_LOGIN_WINDOW_SECONDS = env_int("PORTAL_LOGIN_WINDOW_SECONDS", 900, minimum=1)
 # Behind nginx: the internal location that serves MEDIA_ROOT (e.g. "/protected-media/");
 # the portal checks who may see a file and nginx sends it. Empty: the portal sends it.
 PORTAL_MEDIA_ACCEL_REDIRECT = env_str("PORTAL_MEDIA_ACCEL_REDIRECT", "")

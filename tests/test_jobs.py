@@ -375,6 +375,21 @@ def test_a_job_that_waits_keeps_its_place(alice, api):
     assert reload(younger).status == S.QUEUED
 
 
+def test_a_job_backing_off_lets_the_next_go_and_goes_first_when_due(alice, api):
+    older, _younger, youngest = text_job(alice, "older"), text_job(alice, "younger"), text_job(alice, "3")
+    api.post(f"{BASE}/video/text/generate",
+             json={"ErrCode": 500069, "ErrMsg": "The system is under high load"})
+    assert next_step() == "submit"
+    assert reload(older).error_reason == R.RETRYING
+    api.replace("POST", f"{BASE}/video/text/generate", json=ok({"video_id": 3}))
+    assert next_step(after="read") == "submit"  # the younger one, meanwhile
+    due_now(older)
+    assert next_step(after="read") == "submit"  # the older one again, before the youngest
+    sent = [json.loads(c.request.body)["prompt"] for c in api.calls]
+    assert sent == ["older", "younger", "older"]
+    assert reload(youngest).status == S.QUEUED
+
+
 def test_a_job_in_flight_does_not_hold_up_the_next_one(alice, api):
     older, younger = text_job(alice, "older"), text_job(alice, "younger")
     older.claim_step(TOKEN, LEASE)  # its generate call hangs somewhere
@@ -413,8 +428,8 @@ def test_a_done_video_is_recorded_and_its_copy_is_due(running, api):
     running = reload(running)
     assert (running.status, running.video_url) == (S.DONE, "https://cdn/77.mp4")
     assert running.copy_pending and running.next_attempt_at <= timezone.now()
-    # The balance moved: it is read again within half a minute.
-    assert ApiCredential.objects.get().balance_due_at is not None
+    # The balance moved: it is read again when a member looks, not now.
+    assert ApiCredential.objects.get().balance_outdated
 
 
 @pytest.mark.parametrize(("raw", "status"), [(7, S.MODERATED), (8, S.FAILED), (6, S.FAILED)])
@@ -527,36 +542,52 @@ def _running(owner, video_id, submitted_ago, quality="360p"):
                     next_attempt_at=now)
 
 
-def test_before_anything_is_learned_only_the_oldest_job_of_a_kind_is_read(alice, api):
-    oldest, younger = _running(alice, 1, 12), _running(alice, 2, 11)
+def test_before_anything_is_learned_only_the_oldest_jobs_of_a_kind_are_read(alice, api):
+    assert jobs.PROBES == 2
+    oldest, second, younger = _running(alice, 1, 12), _running(alice, 2, 11), _running(alice, 4, 10.5)
     other_kind = _running(alice, 3, 10, quality="720p")
     api.get(f"{BASE}/video/status", json=GENERATING)
     assert next_step() == "read"
     assert next_step(after="read") == "read"
+    assert next_step(after="read") == "read"
     assert next_step(after="read") is None
-    assert [c.request.params["video_id"] for c in api.calls] == ["1", "3"]
+    assert [c.request.params["video_id"] for c in api.calls] == ["1", "2", "3"]
     # The younger one is looked at again about one read interval later, not at once.
     wait = (reload(younger).next_attempt_at - timezone.now()).total_seconds()
     assert 3 < wait <= 4
     assert reload(younger).poll_count == 0
-    assert reload(oldest).poll_count == reload(other_kind).poll_count == 1
+    assert reload(oldest).poll_count == reload(second).poll_count == reload(other_kind).poll_count == 1
 
 
-def test_the_probe_is_the_teams_oldest_job_whatever_its_key(alice, api):
+def test_the_probes_reads_are_spread_over_one_read_interval(alice, api):
+    api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 9}))
+    first, second, third = text_job(alice, "1"), text_job(alice, "2"), text_job(alice, "3")
+    for job in (first, second, third):
+        before = timezone.now()
+        jobs.submit(job, client())
+        job.delay = (reload(job).next_attempt_at - before).total_seconds()
+    assert round(first.delay) == 5 and round(second.delay) == 7  # staggered by 4 s / 2 probes
+    assert round(third.delay) == 5  # not a probe: put off until a probe is done
+
+
+def test_the_probes_are_the_teams_oldest_jobs_whatever_their_keys(alice, api):
     bob = User.objects.create_user("bob")
     other = ApiCredential(user=bob)
     other.set_key("sk-bobs-own-key-0077")
     other.save()
     _running(bob, 1, 12)
+    _running(bob, 5, 11.5)
     _running(alice, 2, 11)
     assert jobs.work_out_step(KEY_HASH, timezone.now()) is None
 
 
 def test_when_the_probe_is_done_the_others_are_read_when_theirs_should_be_ready(alice, api):
-    probe, younger, youngest = _running(alice, 1, 40), _running(alice, 2, 39), _running(alice, 3, 2)
+    probe, _other_probe = _running(alice, 1, 40), _running(alice, 4, 39.5)
+    younger, youngest = _running(alice, 2, 39), _running(alice, 3, 2)
     Generation.objects.filter(pk=probe.pk).update(last_read_at=timezone.now() - timedelta(seconds=4))
-    jobs.work_out_step(KEY_HASH, timezone.now())  # the younger ones are put off
-    assert reload(younger).next_attempt_at > timezone.now() + timedelta(seconds=3)
+    # The younger ones were put off while the probes ran.
+    Generation.objects.filter(pk__in=[younger.pk, youngest.pk]).update(
+        next_attempt_at=timezone.now() + timedelta(seconds=4))
     api.get(f"{BASE}/video/status", json=ok({"status": "done", "video_url": "https://cdn/1.mp4"}))
     jobs.read_status(reload(probe), client())
     # Ready about 38 s after it was sent: the younger one is due now, the youngest in ~36 s.

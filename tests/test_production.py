@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 from django.contrib.auth.models import User
-from django.core.cache import cache
 from django.urls import reverse
 from django.utils import timezone
 
@@ -165,12 +164,13 @@ def test_the_json_log_setting_writes_one_object_per_line(tmp_path):
 
 
 def test_sign_in_is_throttled_after_repeated_failures(client, db, settings):
-    cache.clear()
-    settings.PORTAL_LOGIN_ATTEMPTS = 3
+    settings.AXES_FAILURE_LIMIT = 3
     User.objects.create_user("alice", password="right-password")
-    for _ in range(3):
+    for _ in range(2):
         failed = client.post(reverse("login"), {"username": "alice", "password": "wrong"})
         assert failed.status_code == 400
+    # The failure that reaches the limit already says so.
+    assert client.post(reverse("login"), {"username": "alice", "password": "wrong"}).status_code == 429
     throttled = client.post(reverse("login"), {"username": "alice", "password": "right-password"})
     assert throttled.status_code == 429
     assert "Too many failed sign-ins" in throttled.content.decode()
@@ -200,3 +200,23 @@ def test_the_scheduler_loop_is_the_heartbeat(db, monkeypatch):
 
     jobs.run_scheduler(seconds=0.1)
     assert WorkerHeartbeat.last() is not None
+
+
+def test_healthz_names_the_part_that_is_down_and_logs_the_details(client, db, monkeypatch, caplog):
+    from django.db import OperationalError
+
+    detail = ('connection to server at "db.internal" (10.1.2.3), port 5433 failed: FATAL: '
+              'password authentication failed for user "portal_role"')
+
+    def database_down():
+        raise OperationalError(detail)
+
+    monkeypatch.setattr("pixverse_site.health._database", database_down)
+    with caplog.at_level(logging.WARNING, logger="pixverse_site.health"):
+        response = client.get("/healthz")
+    assert response.status_code == 503
+    assert response.json()["database"] == "down" and response.json()["status"] == "down"
+    body = response.content.decode()
+    for secret in ("db.internal", "10.1.2.3", "5433", "portal_role", "OperationalError", "FATAL"):
+        assert secret not in body
+    assert detail in caplog.text and "database" in caplog.text

@@ -35,6 +35,22 @@ def test_it_spaces_the_requests_of_one_key(db, spaced):
     assert all(w > 0.2 for w in waits[1:])
 
 
+def test_a_request_that_would_start_late_takes_the_next_slot_instead(db, spaced, monkeypatch):
+    """A thread that oversleeps its slot must not send right before the next slot's request."""
+    real_sleep = time.sleep
+    late = [0.05]  # the first sleep overruns by 50 ms, as on a busy machine
+
+    def oversleeping(seconds):
+        real_sleep(seconds + (late.pop() if late else 0))
+
+    ratelimit.wait_for_slot("key-a")
+    monkeypatch.setattr(ratelimit.time, "sleep", oversleeping)
+    started = time.monotonic()
+    ratelimit.wait_for_slot("key-a")
+    # Its first slot (0.3 s on) was missed by 50 ms: it went at the one after (0.6 s).
+    assert time.monotonic() - started >= 0.6 - 0.01
+
+
 def test_keys_do_not_wait_for_each_other(db, spaced):
     ratelimit.wait_for_slot("key-a")
     started = time.monotonic()

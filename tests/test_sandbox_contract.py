@@ -105,10 +105,12 @@ def test_text_to_video_charges_the_price_list_and_ends_in_a_playable_video(clien
     assert len(video.content) > 10_000
 
 
-def test_upload_and_image_to_video(client):
+def test_upload_and_image_to_video(client, account):
     uploaded = client.upload_image(png_bytes())
     assert uploaded.img_id > 0
-    assert requests.get(uploaded.img_url, timeout=5).content == png_bytes()
+    # The uploaded image, to the key that uploaded it.
+    image = requests.get(uploaded.img_url, headers={"API-KEY": account[1]}, timeout=5)
+    assert image.content == png_bytes()
     trace_id = new_trace()
     submission = client.image_to_video(
         uploaded.img_id, VideoRequest("A magical forest", 5, "540p"), trace_id=trace_id

@@ -16,6 +16,7 @@ from django.core.cache import cache
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from PIL import Image
 
 from generations.models import ApiCredential, Generation
@@ -133,6 +134,15 @@ def test_a_stale_balance_is_shown_with_its_age_while_it_is_read_again(as_alice, 
     assert "150</strong> credits" in panel
     assert "as of 5" in panel and "updating" in panel
     assert "load delay" in panel  # the panel asks again until the fresh one is there
+
+
+def test_a_balance_that_jobs_have_changed_is_read_again_when_shown(as_alice, alice, started):
+    known_balance(alice)
+    assert ApiCredential.objects.get().balance_due_at is None
+    ApiCredential.balance_changed(ApiCredential.objects.get().key_hash)
+    panel = as_alice.get(reverse("balance"), headers={"HX-Request": "true"}).content.decode()
+    assert "updating" in panel
+    assert ApiCredential.objects.get().balance_due_at is not None
 
 
 def test_the_image_tab_has_the_upload_field(as_alice, api):
@@ -512,7 +522,9 @@ def test_sign_up_when_enabled(client, db, settings):
     assert bad.status_code == 400
 
 
-def test_password_reset_sends_an_email(client, alice):
+def test_password_reset_sends_an_email(client, alice, monkeypatch):
+    # The view hands the mail to a worker (tests/test_sign_in.py); here the task runs at once.
+    monkeypatch.setattr("generations.queue.async_task", lambda func, *args, **kw: import_string(func)(*args))
     response = client.post(reverse("password_reset"), {"email": "alice@example.com"})
     assert response.status_code == 302
     assert len(mail.outbox) == 1
@@ -656,3 +668,64 @@ def test_a_cards_settings_line_in_english_and_russian(as_alice, alice, bob):
     assert settings_line(theirs, "ru") == ('<span class="owner">&lt;b&gt;ob</span> · v5 · 540p · 8 с'  # noqa: RUF001
                                            ' · 9:16 · быстрое движение · Аниме · сид 7 · 1 кредит')
     assert settings_line(mine, "ru").endswith("5 с · 90 кредитов")  # noqa: RUF001
+
+
+# --- An expired session under htmx; pages no shared cache keeps ---------------------------------------
+
+
+def signed_out_htmx(current_url="http://testserver/history/?member=bob"):
+    return {"HX-Request": "true", "HX-Current-URL": current_url}
+
+
+def test_an_htmx_request_without_a_session_sends_the_browser_to_sign_in_and_back(client, alice):
+    from urllib.parse import parse_qs, urlsplit
+
+    job = make_generation(alice, status=S.RUNNING)
+    asked = [("get", reverse("card", args=[job.code]), {}), ("get", reverse("estimate"), {}),
+             ("post", reverse("create-text"), TEXT), ("get", reverse("balance"), {}),
+             ("get", reverse("history") + "?page=2", {})]
+    for method, url, data in asked:
+        response = getattr(client, method)(url, data, headers=signed_out_htmx())
+        # Not a 302 that htmx would follow and swap into the card or the form.
+        assert response.status_code == 200, url
+        assert response.content == b"" and "Location" not in response.headers
+        target = urlsplit(response.headers["HX-Redirect"])
+        assert target.path == reverse("login"), url
+        assert parse_qs(target.query)["next"] == ["/history/?member=bob"], url
+    # Another site's page is not where sign-in leads: the request's own path is.
+    elsewhere = client.get(reverse("balance"), headers=signed_out_htmx("https://evil.example/x"))
+    assert parse_qs(urlsplit(elsewhere.headers["HX-Redirect"]).query)["next"] == [reverse("balance")]
+
+
+def test_a_plain_request_without_a_session_keeps_its_redirect(client, db):
+    response = client.get(reverse("history"))
+    assert response.status_code == 302 and "HX-Redirect" not in response.headers
+    assert response.url == f"{reverse('login')}?next={reverse('history')}"
+
+
+def test_signed_in_pages_and_files_are_private(as_alice, alice, stored_video):
+    from django.core.files.base import ContentFile
+
+    stored_video.source_image.save("s.png", ContentFile(png().getvalue()), save=True)
+    htmx = {"HX-Request": "true"}
+    for url, headers in [("/", {}), (reverse("history"), {}),
+                         (reverse("history"), {**htmx, "HX-Target": "results"}),
+                         (reverse("detail", args=[stored_video.code]), {}),
+                         (reverse("card", args=[stored_video.code]), htmx),
+                         (reverse("video", args=[stored_video.code]), {}),
+                         (reverse("video", args=[stored_video.code]), {"Range": "bytes=0-1"}),
+                         (reverse("source-image", args=[stored_video.code]), {}),
+                         (reverse("activity"), {}), (reverse("api-key"), {})]:
+        response = as_alice.get(url, headers=headers)
+        assert response.status_code in (200, 206), url
+        assert "private" in response.headers.get("Cache-Control", ""), url
+        assert "Cookie" in response.headers.get("Vary", ""), url
+
+
+def test_private_caching_costs_no_query_where_the_session_is_not_read(client, alice,
+                                                                      django_assert_num_queries):
+    with django_assert_num_queries(3) as anonymous:  # /healthz's own: database, broker, heartbeat
+        client.get("/healthz")
+    client.force_login(alice)
+    with django_assert_num_queries(len(anonymous.captured_queries)):
+        client.get("/healthz")

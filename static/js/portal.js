@@ -19,6 +19,58 @@ document.addEventListener("change", (event) => {
   }
 });
 
+// An image over the form's limit (data-max-bytes) is refused next to its field before
+// anything is sent: the server does not read a request that large, so it could not give
+// the form back as it was typed. Picking another file clears the field's earlier message.
+function checkImageSize(input) {
+  const max = Number(input.dataset.maxBytes);
+  const file = input.files && input.files[0];
+  const tooLarge = Boolean(max && file && file.size > max);
+  const id = `${input.id}_error`;
+  const old = document.getElementById(id);
+  if (old) old.remove();
+  const describedBy = (input.getAttribute("aria-describedby") || "").split(" ")
+    .filter((name) => name && name !== id);
+  const group = input.closest(".field");
+  if (group) group.classList.toggle("has-error", tooLarge);
+  if (tooLarge) {
+    const list = document.createElement("ul");
+    list.className = "errorlist";
+    list.id = id;
+    const item = document.createElement("li");
+    item.textContent = input.dataset.tooLarge;
+    list.append(item);
+    input.before(list);
+    input.setAttribute("aria-invalid", "true");
+    describedBy.push(id);
+  } else {
+    input.removeAttribute("aria-invalid");
+  }
+  if (describedBy.length) input.setAttribute("aria-describedby", describedBy.join(" "));
+  else input.removeAttribute("aria-describedby");
+  return tooLarge;
+}
+function imageTooLarge(form) {
+  const inputs = [...form.querySelectorAll("input[type=file][data-max-bytes]")];
+  const refused = inputs.filter(checkImageSize);
+  if (refused.length) refused[0].focus();
+  return refused.length > 0;
+}
+document.addEventListener("change", (event) => {
+  if (event.target.matches("input[type=file][data-max-bytes]")) checkImageSize(event.target);
+});
+// htmx sends its forms itself (and has cancelled their submit event by now); a request
+// stopped here is never sent.
+document.addEventListener("htmx:beforeRequest", (event) => {
+  const form = event.detail.elt;
+  if (form instanceof HTMLFormElement && imageTooLarge(form)) event.preventDefault();
+});
+document.addEventListener("submit", (event) => {
+  if (!event.defaultPrevented && event.target instanceof HTMLFormElement && imageTooLarge(event.target)) {
+    event.preventDefault();
+  }
+});
+
 // "Copy prompt": shown only where the clipboard can be used; the prompt stays selectable text.
 function setUpCopyButtons(root) {
   for (const button of root.querySelectorAll("[data-copy]")) {
@@ -38,6 +90,13 @@ function setUpCopyButtons(root) {
 document.addEventListener("DOMContentLoaded", () => setUpCopyButtons(document));
 // htmx:load fires for every piece of content htmx puts into the page.
 document.addEventListener("htmx:load", (event) => setUpCopyButtons(event.target));
+
+// The history's search box asks as the member types (its "input" trigger). Its
+// "change" on leaving the box would ask the same again and swap the results just as
+// the member clicks a link in them, losing the click: it does not reach the form.
+document.addEventListener("change", (event) => {
+  if (event.target.matches("form.filters input[type=search]")) event.stopPropagation();
+}, true);
 
 // Shared filter links stay short: empty fields are left out of the URL.
 document.addEventListener("htmx:configRequest", (event) => {
