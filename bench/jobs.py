@@ -16,25 +16,25 @@ are done. Then it prints a table:
 """
 
 import argparse
-import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import (  # noqa: E402
+    add_member,
+    percentile,
+    portal_env,
+    print_measures,
+    set_up_django,
+    start_portal,
+    stop_portal,
+    wait_for_web,
+)
 from tests.processes import free_port  # noqa: E402
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def main() -> int:
@@ -45,49 +45,28 @@ def main() -> int:
 
     data = Path(tempfile.mkdtemp(prefix="pixverse-bench-"))
     port = free_port()
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith(("PIXVERSE_", "DATABASE_", "REDIS_", "SANDBOX_"))}
-    env.update(DATA_DIR=str(data), PIXVERSE_SANDBOX_ENABLED="true", LOG_LEVEL="WARNING",
-               PIXVERSE_BASE_URL=f"http://127.0.0.1:{port}/sandbox",
-               SANDBOX_GENERATION_SECONDS=str(args.generation_seconds), ALLOWED_HOSTS="127.0.0.1")
-    os.environ.update(env)
-    os.environ["DJANGO_SETTINGS_MODULE"] = "pixverse_site.settings"
-    manage = [sys.executable, str(ROOT / "manage.py")]
-    subprocess.run([*manage, "migrate", "-v", "0"], env=env, check=True, cwd=ROOT)
-
-    import django
-
-    django.setup()
-    from django.contrib.auth.models import User
+    env = portal_env(data, port, args.generation_seconds)
+    set_up_django(env)
     from django.utils import timezone
 
     from generations import queue
-    from generations.models import ApiCredential, Generation
+    from generations.models import Generation
     from generations.sandbox.models import SandboxAccount, SandboxVideo
 
     account, key = SandboxAccount.issue("bench", credits=100 * args.jobs,
                                         concurrency_limit=args.jobs)
-    member = User.objects.create_user("bench")
-    credential = ApiCredential(user=member)
-    credential.set_key(key)
-    credential.save()
+    member = add_member("bench", key)
 
-    portal = subprocess.Popen([*manage, "runportal", f"127.0.0.1:{port}"], env=env, cwd=ROOT,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              start_new_session=True)
+    log = (data / "portal.log").open("w")
+    processes = start_portal(env, port, log)
     try:
-        for _ in range(120):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+        wait_for_web(port)
         time.sleep(2)  # let the cluster's workers start
         started = timezone.now()
         for n in range(args.jobs):
             Generation.objects.create(owner=member, kind="text", prompt=f"Bench video {n}",
                                       model="v5", quality="360p", duration=5, credits=45)
-        queue.start_member_worker(member.pk)
+        queue.kick_scheduler()
         deadline = time.monotonic() + 60 + args.jobs * 10 + args.generation_seconds
         while Generation.objects.filter(status__in=Generation.ACTIVE).exists():
             if time.monotonic() > deadline:
@@ -95,8 +74,7 @@ def main() -> int:
                 return 1
             time.sleep(0.5)
     finally:
-        os.killpg(portal.pid, signal.SIGINT)
-        portal.wait(timeout=30)
+        stop_portal(processes)
 
     jobs = list(Generation.objects.filter(owner=member))
     done = [g for g in jobs if g.status == Generation.Status.DONE]
@@ -119,11 +97,7 @@ def main() -> int:
     ]
     print(f"\nPixVerse jobs benchmark: {n} jobs on one key, sandbox generation time "
           f"{args.generation_seconds:g} s\n")
-    width = max(len(r[0]) for r in rows)
-    print(f"{'measure':<{width}}  {'result':>12}  target")
-    print(f"{'-' * width}  {'-' * 12}  ------")
-    for name, value, target in rows:
-        print(f"{name:<{width}}  {value:>12}  {target}")
+    print_measures(rows)
     ok = len(done) == n and calls <= 3 and statistics.median(lags) <= 5 and total / bound <= 1.25
     print("\nall targets met" if ok else "\nsome targets missed")
     return 0 if ok else 1
