@@ -683,7 +683,28 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
         if generation.mark_failed(reason, status=status, token=token, read=True):
             _finished(generation)
         return
-    generation.record_status_read(now + READ_INTERVAL, token=token)
+    generation.record_status_read(_next_read(generation, now), token=token)
+
+
+def _next_read(generation: Generation, now: datetime) -> datetime:
+    """The next read of a running video: READ_INTERVAL on, kept apart from the other probes'.
+
+    Probes submitted at the same moment (on different keys) would be read at
+    the same moments, noticing a finished video no sooner than one would:
+    a probe read close to another one is moved by READ_INTERVAL / PROBES.
+    """
+    next_read = now + READ_INTERVAL
+    if learned_duration(generation.quality, generation.duration) is not None:
+        return next_read
+    probes = _probes(generation.quality, generation.duration)
+    if generation.pk not in probes:
+        return next_read
+    too_close = READ_INTERVAL / (2 * PROBES)
+    others = Generation.objects.filter(pk__in=probes).exclude(pk=generation.pk).values_list(
+        "next_attempt_at", flat=True)
+    if any(other is not None and abs(other - next_read) < too_close for other in others):
+        next_read += READ_INTERVAL / PROBES
+    return next_read
 
 
 def _time_first_reads(quality: str, duration: int) -> None:

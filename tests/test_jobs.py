@@ -559,6 +559,15 @@ def test_before_anything_is_learned_only_the_oldest_jobs_of_a_kind_are_read(alic
     assert reload(oldest).poll_count == reload(second).poll_count == reload(other_kind).poll_count == 1
 
 
+def test_probes_sent_at_the_same_moment_are_read_apart(alice, api):
+    first, second = _running(alice, 1, 5), _running(alice, 2, 5)
+    api.get(f"{BASE}/video/status", json=GENERATING)
+    jobs.read_status(first, client())
+    jobs.read_status(second, client())
+    gap = (reload(second).next_attempt_at - reload(first).next_attempt_at).total_seconds()
+    assert 1.9 <= gap <= 2.1  # READ_INTERVAL / PROBES
+
+
 def test_the_probes_reads_are_spread_over_one_read_interval(alice, api):
     api.post(f"{BASE}/video/text/generate", json=ok({"video_id": 9}))
     first, second, third = text_job(alice, "1"), text_job(alice, "2"), text_job(alice, "3")
