@@ -731,3 +731,19 @@ def test_private_caching_costs_no_query_where_the_session_is_not_read(client, al
     client.force_login(alice)
     with django_assert_num_queries(len(anonymous.captured_queries)):
         client.get("/healthz")
+
+
+@pytest.mark.parametrize("pasted", ["sk-chat-\u200bpaste-KEY1", "sk-кириллица-KEY2", "sk-tab\there-KEY3"])
+def test_a_key_pasted_with_characters_no_key_has_is_refused_next_to_the_field(client, bob, settings,
+                                                                            pasted):
+    settings.DEBUG = True  # nor may a debug page show it
+    client.force_login(bob)
+    with responses.RequestsMock() as nothing_sent:
+        response = client.post(reverse("api-key"), {"action": "save", "api_key": pasted})
+        assert not nothing_sent.calls
+    assert response.status_code == 400
+    body = response.content.decode()
+    assert "characters a PixVerse key cannot have" in body
+    assert pasted not in body and pasted.strip()[-4:] not in body
+    assert not ApiCredential.objects.filter(user=bob).exists()
+
