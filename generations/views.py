@@ -121,6 +121,7 @@ def _dashboard_context(request: HttpRequest, start_from: Generation | None = Non
             balance=known, initial=initial, sources=_reusable(request)),
         "active_form": forms.get("active_form", "text"),
         "generations": Generation.objects.filter(owner=request.user)[:RECENT_JOBS],
+        "recent_jobs": RECENT_JOBS,
     }
 
 

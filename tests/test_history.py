@@ -325,3 +325,22 @@ def test_a_rare_word_is_found_through_the_trigram_index_on_postgresql(as_alice, 
             cursor.execute(f"EXPLAIN {search}")
             plan = "\n".join(row[0] for row in cursor.fetchall())
         assert "generations_prompt_folded_trgm" in plan, plan
+
+
+def test_the_history_pages_link_to_each_other_with_the_filters_kept(client, db):
+    from django.contrib.auth.models import User
+
+    from generations.models import Generation
+
+    member = User.objects.create_user("pager")
+    for n in range(30):
+        Generation.objects.create(owner=member, kind="text", prompt=f"lighthouse {n}", model="v5",
+                                  quality="360p", duration=5, credits=45, status="done")
+    client.force_login(member)
+    first = client.get("/history/", {"q": "lighthouse"}).content.decode()
+    assert 'href="?q=lighthouse&amp;page=2"' in first and "??" not in first
+    second = client.get("/history/", {"q": "lighthouse", "page": "2"}).content.decode()
+    assert 'href="?q=lighthouse&amp;page=1"' in second and "lighthouse 0" in second
+    dashboard = client.get("/").content.decode()
+    assert 'href="/history/?member=me"' in dashboard
+
