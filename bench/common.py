@@ -18,11 +18,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import requests
-
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from tests.processes import postgres_database, stop  # noqa: E402
+from tests.processes import postgres_database, stop, wait_until_serving  # noqa: E402
 
 MANAGE = [sys.executable, str(ROOT / "manage.py")]
 # Settings of the caller's shell that would point the portal elsewhere; the
@@ -106,13 +104,7 @@ def stop_portal(processes: list[subprocess.Popen]) -> None:
 
 
 def wait_for_web(port: int) -> None:
-    for _ in range(120):
-        try:
-            requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.5)
-    raise RuntimeError(f"the web server on port {port} never answered")
+    wait_until_serving(port, seconds=60)
 
 
 def add_member(username: str, key: str):

@@ -28,6 +28,24 @@ def reachable(port: int) -> bool:
         return False
 
 
+def wait_until_serving(port: int, seconds: float = 60, path: str = "/accounts/login/") -> None:
+    """Wait until the web server on this loopback port answers; its first answer may be slow."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            # Any answer counts, a redirect to HTTPS included (production settings).
+            requests.get(f"http://127.0.0.1:{port}{path}", timeout=10, allow_redirects=False)
+            return
+        except (requests.ConnectionError, requests.Timeout):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the web server on port {port} never answered") from None
+            time.sleep(0.3)
+
+
 def django_shell(env: dict, code: str) -> str:
     """Run Python with Django set up, in the environment of the processes under test; its output."""
     done = subprocess.run(

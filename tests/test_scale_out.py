@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.processes import django_shell, free_port, postgres_database, reachable, stop
+from tests.processes import django_shell, free_port, postgres_database, reachable, stop, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = 3
@@ -143,15 +143,7 @@ def test_three_clusters_keep_one_request_per_second_per_key_and_read_no_job_twic
     processes += [start([*manage, "qcluster"], env, log) for log in cluster_logs]
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                requests.get(f"{base}/accounts/login/", timeout=10)
-                break
-            # Not listening yet, or its first answer (workers still importing) slower than that.
-            except (requests.ConnectionError, requests.Timeout):
-                assert time.monotonic() < deadline, "gunicorn did not start"
-                time.sleep(0.3)
+        wait_until_serving(port)
 
         sessions = [sign_in(base, m["username"]) for m in members]
         for n in range(JOBS_EACH):

@@ -15,9 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-import requests
 
-from tests.processes import django_shell, free_port
+from tests.processes import django_shell, free_port, wait_until_serving
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = 6
@@ -90,12 +89,7 @@ for n in range(2):
     log = (tmp_path / "processes.log").open("w")
     web = start(["runserver", "--noreload", f"127.0.0.1:{port}"], env, log)
     try:
-        for _ in range(60):
-            try:
-                requests.get(f"http://127.0.0.1:{port}/accounts/login/", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.5)
+        wait_until_serving(port)
         cluster = start(["qcluster"], env, log)
         time.sleep(3)  # the cluster's workers are up
         django_shell(env, start_jobs)
