@@ -534,10 +534,6 @@ def learned_duration(quality: str, duration: int) -> timedelta | None:
     return timedelta(seconds=max(statistics.median(seconds), 1.0))
 
 
-def expected_duration(quality: str, duration: int) -> timedelta:
-    return learned_duration(quality, duration) or FIRST_READ_FALLBACK
-
-
 # --- Submitting ----------------------------------------------------------------------------
 
 

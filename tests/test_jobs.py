@@ -632,11 +632,11 @@ def test_the_first_read_is_timed_by_when_recent_videos_were_really_ready(alice):
     for seconds in (20, 30, 40):
         text_job(alice, "p", quality="720p", status=S.DONE,
                  submitted_at=now - timedelta(seconds=seconds), finished_at=now)
-    assert jobs.expected_duration("720p", 5) == timedelta(seconds=28)
+    assert jobs.learned_duration("720p", 5) == timedelta(seconds=28)
     # A read that found it still running brackets it: the middle counts.
     Generation.objects.filter(quality="720p").update(last_read_at=now - timedelta(seconds=4))
-    assert jobs.expected_duration("720p", 5) == timedelta(seconds=28)
-    assert jobs.expected_duration("1080p", 5) == jobs.FIRST_READ_FALLBACK
+    assert jobs.learned_duration("720p", 5) == timedelta(seconds=28)
+    assert jobs.learned_duration("1080p", 5) is None
 
 
 # --- The balance, read in the background --------------------------------------------------------
