@@ -15,12 +15,11 @@ import uuid
 from axes.utils import reset as reset_lockouts
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, PasswordResetConfirmView, PasswordResetView
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -440,9 +439,12 @@ def activity(request: HttpRequest) -> JsonResponse:
 # --- Staff -----------------------------------------------------------------------------------------
 
 
-@staff_member_required
+@login_required
 @require_GET
 def usage(request: HttpRequest) -> HttpResponse:
+    # A member who is not staff gets the portal's own "forbidden", not the admin's sign-in.
+    if not request.user.is_staff:
+        raise PermissionDenied
     return render(request, "generations/usage.html", {"usage": team_usage()})
 
 

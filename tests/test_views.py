@@ -747,3 +747,14 @@ def test_a_key_pasted_with_characters_no_key_has_is_refused_next_to_the_field(cl
     assert pasted not in body and pasted.strip()[-4:] not in body
     assert not ApiCredential.objects.filter(user=bob).exists()
 
+
+def test_time_elements_carry_html_datetimes_without_microseconds(as_alice, alice):
+    import re
+
+    done = make_generation(alice, status=S.DONE, video_url="https://cdn/v.mp4", video_file="videos/v.mp4")
+    for url in ("/", reverse("detail", args=[done.code])):
+        values = re.findall(r'<time datetime="([^"]+)"', as_alice.get(url).content.decode())
+        assert values
+        for value in values:
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", value), value
+

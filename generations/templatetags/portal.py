@@ -27,6 +27,12 @@ def elapsed(start: datetime | None, end: datetime | None = None) -> str:
     return _("%(h)d h %(m)d min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
 
 
+@register.filter
+def html_datetime(moment: datetime | None) -> str:
+    """A <time datetime> value: ISO 8601 to the second (HTML allows no microseconds)."""
+    return moment.replace(microsecond=0).isoformat() if moment else ""
+
+
 @register.simple_tag
 def elapsed_formats() -> str:
     """elapsed's three wordings, as JSON, for the script that ticks running times (portal.js)."""
