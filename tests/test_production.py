@@ -220,3 +220,28 @@ def test_healthz_names_the_part_that_is_down_and_logs_the_details(client, db, mo
     for secret in ("db.internal", "10.1.2.3", "5433", "portal_role", "OperationalError", "FATAL"):
         assert secret not in body
     assert detail in caplog.text and "database" in caplog.text
+
+
+@pytest.mark.parametrize(("path", "status", "words"), [
+    ("/no-such-page/", 404, "Page not found"),
+    ("/usage/", 403, "Not allowed"),
+])
+def test_error_pages_have_the_portals_layout_a_way_back_and_russian(client, settings, path, status,
+                                                                    words, django_user_model):
+    settings.DEBUG = False
+    client.force_login(django_user_model.objects.create_user("plain"))
+    page = client.get(path)
+    assert page.status_code == status
+    body = page.content.decode()
+    assert words in body and 'href="/"' in body and "topbar" in body
+    russian = client.get(path, headers={"Accept-Language": "ru"}).content.decode()
+    assert words not in russian and "<html lang=\"ru\"" in russian
+
+
+def test_the_500_page_renders_without_a_request():
+    # Django renders it with no context at all: no user, no request, no context processors.
+    from django.template import loader
+
+    html = loader.get_template("500.html").render()
+    assert "Something went wrong" in html and 'href="/"' in html
+
