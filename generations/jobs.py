@@ -96,7 +96,10 @@ COPIES_IN_FLIGHT = 4
 # restart waits at most about this long.
 SLICE_SECONDS = 10.0
 HOUSEKEEPING_EVERY = 5.0  # seconds
+# The repair pass reads the whole history for finished jobs without a copy: once
+# a minute per worker process, not at the start of every 10 s slice.
 REPAIR_EVERY = 60.0
+_repaired_at: float | None = None  # a worker process runs many slices; it keeps this
 
 
 def _lease() -> timedelta:
@@ -161,8 +164,9 @@ class Scheduler:
     # The loop itself
 
     def run(self, seconds: float, *, hand_over: bool = False, until_idle: bool = False) -> None:
+        global _repaired_at
         ends = time.monotonic() + seconds
-        renew_at = housekeeping_at = repair_at = 0.0
+        renew_at = housekeeping_at = 0.0
         try:
             while time.monotonic() < ends:
                 now = time.monotonic()
@@ -170,8 +174,9 @@ class Scheduler:
                     self._renew()
                     renew_at = now + _lease().total_seconds() / 3
                 if now >= housekeeping_at:
-                    housekeeping(repair=now >= repair_at)
-                    repair_at = now + REPAIR_EVERY if now >= repair_at else repair_at
+                    repair = _repaired_at is None or now - _repaired_at >= REPAIR_EVERY
+                    housekeeping(repair=repair)
+                    _repaired_at = now if repair else _repaired_at
                     housekeeping_at = now + HOUSEKEEPING_EVERY
                 pause = self.tick()
                 if until_idle and not self.in_flight and not _pending().exists():
