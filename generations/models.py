@@ -122,17 +122,10 @@ class ApiCredential(models.Model):
         cls.objects.filter(key_hash=key_hash).update(balance_changed_at=timezone.now())
 
     @classmethod
-    def want_balance(cls, key_hash: str, *, within: timedelta = timedelta(0)) -> int:
-        """Ask the scheduler for a fresh balance of this key, read within this time.
-
-        However often it is asked, one read: jobs that spent or got back
-        credits ask for one within half a minute, a member looking at it now.
-        """
-        due = timezone.now() + within
-        return cls.objects.filter(
-            models.Q(balance_due_at__isnull=True) | models.Q(balance_due_at__gt=due),
-            key_hash=key_hash,
-        ).update(balance_due_at=due)
+    def want_balance(cls, key_hash: str) -> int:
+        """Ask the scheduler for a fresh balance of this key (one read, however often asked)."""
+        return cls.objects.filter(key_hash=key_hash, balance_due_at__isnull=True).update(
+            balance_due_at=timezone.now())
 
     @classmethod
     def claim_balance_read(cls, key_hash: str) -> bool:
