@@ -116,14 +116,9 @@ class GenerationForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        motion, duration, quality = data.get("motion_mode"), data.get("duration"), data.get("quality")
         # The combinations PixVerse refuses, said next to the field to change.
-        if motion == "fast" and duration == 8:
-            self.add_error("motion_mode", _("Fast motion is available for 5-second videos only."))
-        if motion == "fast" and quality == "1080p":
-            self.add_error("motion_mode", _("Fast motion is not available at 1080p."))
-        if quality == "1080p" and duration == 8:
-            self.add_error("duration", _("1080p videos can be 5 seconds long only."))
+        for field, message in self.combination_problems():
+            self.add_error(field, message)
         if self.errors:
             return data
         cost = self.cost()
@@ -133,6 +128,31 @@ class GenerationForm(forms.Form):
                 params={"cost": cost, "balance": self.known_balance}, code="balance",
             )
         return data
+
+    def combination_problems(self) -> list[tuple[str, str]]:
+        """(field, why) for each setting PixVerse refuses together with the others."""
+        motion, quality = self["motion_mode"].value(), self["quality"].value()
+        try:
+            duration = int(self["duration"].value())
+        except (TypeError, ValueError):
+            duration = None
+        problems = []
+        if motion == "fast" and duration == 8:
+            problems.append(("motion_mode", _("Fast motion is available for 5-second videos only.")))
+        if motion == "fast" and quality == "1080p":
+            problems.append(("motion_mode", _("Fast motion is not available at 1080p.")))
+        if quality == "1080p" and duration == 8:
+            problems.append(("duration", _("1080p videos can be 5 seconds long only.")))
+        return problems
+
+    def estimate(self) -> dict:
+        """What the form says under the settings: the cost, or why there is none, and
+        whether the known balance covers it."""
+        cost = self.cost()
+        balance = self.known_balance
+        problems = [] if cost is not None else [message for _field, message in self.combination_problems()]
+        return {"cost": cost, "balance": balance, "problems": problems,
+                "over_balance": cost is not None and balance is not None and cost > balance}
 
     def cost(self) -> int | None:
         """The credits these settings cost, or None while they are incomplete or refused."""
@@ -262,8 +282,34 @@ class ApiKeyForm(forms.Form):
         super().__init__(*args, **kwargs)
 
 
+def _unused_email(email: str, user=None) -> str:
+    """An address no other member has (any case): a password reset must reach one person."""
+    from django.contrib.auth import get_user_model
+
+    others = get_user_model().objects.filter(email__iexact=email)
+    if user is not None:
+        others = others.exclude(pk=user.pk)
+    if email and others.exists():
+        raise ValidationError(_("Another member uses this address. Use your own."), code="email_taken")
+    return email
+
+
 class SignUpForm(UserCreationForm):
-    """Django's sign-up, refusing a user name that would look like another member's in every list."""
+    """Django's sign-up, refusing a user name that would look like another member's in every list.
+
+    It asks for an e-mail address: without one "Forgot your password?" cannot reach the member.
+    """
+
+    email = forms.EmailField(
+        label=_("E-mail address"), max_length=254,
+        help_text=_("Only for resetting your password; never shown to the team."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+    def clean_email(self):
+        return _unused_email(self.cleaned_data["email"])
 
     def clean_username(self):
         username = super().clean_username()
@@ -339,3 +385,30 @@ class HistoryFilterForm(forms.Form):
                 generations = generations.filter(prompt_folded__contains=word)
         return generations
 
+
+def _time_zone_choices():
+    import zoneinfo
+
+    return [("", _("The browser's time zone")),
+            *[(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())
+              if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/"))], ("UTC", "UTC")]
+
+
+class AccountForm(forms.Form):
+    """What a member changes about themselves: the address for password resets, the time zone."""
+
+    email = forms.EmailField(
+        label=_("E-mail address"), max_length=254, required=False,
+        help_text=_("Where a password reset link is sent; never shown to the team."),
+        widget=forms.EmailInput(attrs={"autocomplete": "email"}))
+    time_zone = forms.ChoiceField(
+        label=_("Time zone"), required=False, choices=lazy(_time_zone_choices, list)(),
+        help_text=_("Times on every page are shown in it."))
+
+    def __init__(self, *args, user, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_email(self):
+        return _unused_email(self.cleaned_data["email"], self.user)

@@ -539,6 +539,12 @@ class Generation(models.Model):
                             copy_attempts=models.F("copy_attempts") + 1)
 
     @property
+    def never_billed(self) -> bool:
+        """Ended without PixVerse ever taking the job (no video id, no unanswered send)."""
+        return (self.status in self.TERMINAL and self.status != self.Status.DONE
+                and self.video_id is None and not self.maybe_submitted)
+
+    @property
     def copy_pending(self) -> bool:
         """Done at PixVerse, our copy not stored yet (from the fields a job card reads)."""
         return (self.status == self.Status.DONE and not self.video_file and bool(self.video_url)

@@ -13,6 +13,7 @@ urlpatterns = [
     path("balance/", views.balance_panel, name="balance"),
     path("estimate/", views.estimate, name="estimate"),
     path("settings/key/", views.api_key, name="api-key"),
+    path("settings/account/", views.account, name="account"),
     path("history/", views.history, name="history"),
     path("activity/", views.activity, name="activity"),
     path("usage/", views.usage, name="usage"),

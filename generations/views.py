@@ -36,6 +36,7 @@ from django_htmx.http import reswap, retarget, trigger_client_event
 
 from generations import accounts, cards, media, queue
 from generations.forms import (
+    AccountForm,
     ApiKeyForm,
     HistoryFilterForm,
     ImageToVideoForm,
@@ -46,6 +47,7 @@ from generations.models import ApiCredential, Generation
 from generations.paging import PageOutOfRange, page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
 from generations.usage import team_usage
+from pixverse_site.middleware import TIME_ZONE_CHOSEN_COOKIE, TIME_ZONE_COOKIE
 
 logger = logging.getLogger(__name__)
 
@@ -151,9 +153,19 @@ def balance_panel(request: HttpRequest) -> HttpResponse:
 @require_GET
 def estimate(request: HttpRequest) -> HttpResponse:
     """The cost of the settings in the form so far (HTMX, while the member edits)."""
-    form = TextToVideoForm(request.GET)
-    form.is_valid()
-    return render(request, "generations/dashboard.html#estimate", {"cost": form.cost()})
+    form = TextToVideoForm(request.GET, balance=_known_total(request))
+    return render(request, "generations/dashboard.html#estimate", {"estimate": form.estimate()})
+
+
+def _job_gone(request: HttpRequest, code) -> HttpResponse:
+    """A poll's answer for a job this member cannot see (deleted, made private, never there).
+
+    Still a 404, the same for every such code; portal.js swaps it in (X-Job-Gone)
+    in place of the card, which says so and stops polling.
+    """
+    response = render(request, "generations/dashboard.html#job-gone", {"code": code}, status=404)
+    response["X-Job-Gone"] = "1"
+    return response
 
 
 def _card(request: HttpRequest, generation: Generation) -> HttpResponse:
@@ -286,6 +298,8 @@ def _card_etag(request: HttpRequest, code) -> str | None:
 def card(request: HttpRequest, code) -> HttpResponse:
     generation = request.card_generation
     if generation is None:
+        if request.htmx:
+            return _job_gone(request, code)
         raise Http404
     if not request.htmx:
         return redirect(f"{reverse('dashboard')}#job-{generation.code}")
@@ -367,7 +381,11 @@ def history(request: HttpRequest) -> HttpResponse:
 @require_GET
 @vary_on_headers("HX-Request")
 def detail(request: HttpRequest, code) -> HttpResponse:
-    generation = _get_visible_generation(request, code)
+    generation = Generation.objects.visible_to(request.user).filter(code=code).first()
+    if generation is None:
+        if request.htmx:  # the page's poll
+            return _job_gone(request, code)
+        raise Http404
     context = {"generation": generation, "can_delete": _may_delete(request, generation)}
     if request.htmx:
         return render(request, "generations/detail.html#detail-body", context)
@@ -409,7 +427,7 @@ def privacy(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_GET
 def activity(request: HttpRequest) -> JsonResponse:
-    """The member's running jobs, and those finished since ?since= (an ISO time), for every page."""
+    """The member's running jobs, those started and those finished since ?since= (an ISO time)."""
     mine = Generation.objects.filter(owner=request.user)
     given = request.GET.get("since", "")
     try:
@@ -423,8 +441,13 @@ def activity(request: HttpRequest) -> JsonResponse:
         return JsonResponse({"error": _("since must be a time in ISO 8601, like 2025-01-31T10:00:00Z.")},
                             status=400)
     finished = mine.filter(finished_at__gt=since).order_by("finished_at")[:10]
+    # Started since, maybe in another tab: open dashboards add the cards they lack. A job's
+    # created time is set before it is stored, so a few seconds more are asked for.
+    started = (mine.filter(created__gt=since - datetime.timedelta(seconds=5))
+               .order_by("created").values_list("code", flat=True)[:10])
     return JsonResponse({
         "now": timezone.now().isoformat(),
+        "started": [{"id": f"job-{code}", "card": reverse("card", args=[code])} for code in started],
         "running": mine.filter(status__in=Generation.ACTIVE).count(),
         "finished": [{
             "url": reverse("detail", args=[g.code]),
@@ -456,9 +479,15 @@ def usage(request: HttpRequest) -> HttpResponse:
 def api_key(request: HttpRequest) -> HttpResponse:
     credential = _credential(request)
     form = ApiKeyForm()
+    confirm_removal = credential is not None and "remove" in request.GET
     if request.method == "POST":
         action = request.POST.get("action", "save")
         if action == "remove" and credential:
+            if request.POST.get("confirm") != "1":
+                # One click does not remove a key: the page asks first (also without JavaScript).
+                return render(request, "generations/api_key.html",
+                              {"credential": credential, "form": form, "confirm_removal": True,
+                               **_key_page_context(request)})
             credential.delete()
             messages.success(request, _("Your PixVerse key is removed."))
             return redirect("api-key")
@@ -467,11 +496,12 @@ def api_key(request: HttpRequest) -> HttpResponse:
             if balance := _check_key(credential.client(max_wait=WEB_MAX_WAIT), form):
                 ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
                 ApiCredential.record_balance(credential.key_hash, balance)
-                messages.success(request, _("PixVerse accepts your key: %(credits)s credits.")
-                                 % {"credits": balance.total})
+                _say_key_accepted(request, balance, _("PixVerse accepts your key: %(credits)s credits."))
             else:
                 messages.error(request, " ".join(form.errors.get("api_key", [])))
             return redirect("api-key")
+        if action == "sandbox" and settings.PIXVERSE_SANDBOX_ENABLED:
+            return _take_sandbox_key(request, credential)
         form = ApiKeyForm(request.POST)
         if form.is_valid() and (balance := _verify_key(form)):
             credential = credential or ApiCredential(user=request.user)
@@ -479,12 +509,44 @@ def api_key(request: HttpRequest) -> HttpResponse:
             credential.verified_at = timezone.now()
             credential.save()
             ApiCredential.record_balance(credential.key_hash, balance)
-            messages.success(request, _("Your PixVerse key is saved: %(credits)s credits.")
-                             % {"credits": balance.total})
+            _say_key_accepted(request, balance, _("Your PixVerse key is saved: %(credits)s credits."))
             return redirect("api-key")
     status = 400 if form.errors else 200
-    return render(request, "generations/api_key.html", {"credential": credential, "form": form},
-                  status=status)
+    context = {"credential": credential, "form": form, "confirm_removal": confirm_removal,
+               **_key_page_context(request)}
+    return render(request, "generations/api_key.html", context, status=status)
+
+
+def _key_page_context(request: HttpRequest) -> dict:
+    return {"sandbox_enabled": settings.PIXVERSE_SANDBOX_ENABLED,
+            "keys_url": settings.PIXVERSE_KEYS_URL}
+
+
+def _say_key_accepted(request: HttpRequest, balance: Balance, text: str) -> None:
+    """Good news in green, unless the key cannot pay for a single video yet."""
+    if balance.total > 0:
+        messages.success(request, text % {"credits": balance.total})
+    else:
+        messages.warning(request, _("PixVerse accepts this key, but it has 0 credits: videos will be "
+                                    "refused until credits are added to its PixVerse account."))
+
+
+@sensitive_variables("raw_key")
+def _take_sandbox_key(request: HttpRequest, credential: ApiCredential | None) -> HttpResponse:
+    """The local run's way to a key: a new sandbox account, its key stored for this member unseen."""
+    from generations.sandbox.models import SandboxAccount
+
+    account, raw_key = SandboxAccount.issue(request.user.get_username())
+    credential = credential or ApiCredential(user=request.user)
+    credential.set_key(raw_key)
+    credential.verified_at = timezone.now()
+    credential.save()
+    ApiCredential.want_balance(credential.key_hash)
+    transaction.on_commit(queue.kick_scheduler)
+    messages.success(request, _("You now have a sandbox key with %(credits)s credits. Its videos are "
+                                "simulated by the portal's built-in sandbox, not made by PixVerse.")
+                     % {"credits": account.credits})
+    return redirect("api-key")
 
 
 @sensitive_variables()
@@ -513,6 +575,33 @@ def _check_key(client, form: ApiKeyForm) -> Balance | None:
         logger.warning("key check failed: %s trace_id=%s", e.kind, e.trace_id)
         form.add_error("api_key", _("PixVerse could not be reached to check the key; try again."))
     return None
+
+
+# --- The member's account ----------------------------------------------------------------------------------
+
+
+@login_required
+def account(request: HttpRequest) -> HttpResponse:
+    """The member's e-mail address (for password resets) and time zone."""
+    chosen = request.COOKIES.get(TIME_ZONE_CHOSEN_COOKIE) and request.COOKIES.get(TIME_ZONE_COOKIE, "")
+    initial = {"email": request.user.email, "time_zone": chosen or ""}
+    form = AccountForm(request.POST or None, user=request.user, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        request.user.email = form.cleaned_data["email"]
+        request.user.save(update_fields=["email"])
+        messages.success(request, _("Your account is saved."))
+        response = redirect("account")
+        zone = form.cleaned_data["time_zone"]
+        year = 365 * 24 * 3600
+        if zone:
+            response.set_cookie(TIME_ZONE_COOKIE, zone, max_age=year, samesite="Lax")
+            response.set_cookie(TIME_ZONE_CHOSEN_COOKIE, "1", max_age=year, samesite="Lax")
+        else:
+            # Back to the browser's own zone, which portal.js writes on the next page.
+            response.delete_cookie(TIME_ZONE_CHOSEN_COOKIE, samesite="Lax")
+        return response
+    context = {"form": form, "current_zone": timezone.get_current_timezone_name()}
+    return render(request, "generations/account.html", context, status=400 if form.errors else 200)
 
 
 # --- Sign-in and sign-up ------------------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Request plumbing: a request id for every log line, a cap on request size, the
-sign-in redirect of an htmx request, and no shared caching of members' pages."""
+sign-in redirect of an htmx request, no shared caching of members' pages, and the
+reader's time zone."""
 
+import functools
 import re
 import uuid
+import zoneinfo
 from urllib.parse import urlsplit
 
 from django.conf import settings
@@ -10,6 +13,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
 from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
@@ -58,8 +62,38 @@ class HtmxSignInRedirectMiddleware:
         return response
 
 
+# The reader's time zone: the browser's (portal.js writes it) or the one chosen on the
+# account page (which also sets TIME_ZONE_CHOSEN_COOKIE, so the script leaves it alone).
+TIME_ZONE_COOKIE = "portal_tz"
+TIME_ZONE_CHOSEN_COOKIE = "portal_tz_chosen"
+
+
+@functools.cache
+def known_time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+class TimeZoneMiddleware:
+    """Show times in the reader's time zone; a cookie naming no zone is ignored (UTC)."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        name = request.COOKIES.get(TIME_ZONE_COOKIE, "")
+        if name in known_time_zones():
+            timezone.activate(zoneinfo.ZoneInfo(name))
+        else:
+            timezone.deactivate()
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()
+
+
 class PrivatePagesMiddleware:
-    """Keep what a signed-in member is sent out of shared caches: Cache-Control private.
+    """Keep what a signed-in member is sent out of shared caches: Cache-Control private,
+    and whole pages out of the browser's history cache too (no-store).
 
     Only a session that was read already says who asked: reading it here would
     cost a query on paths that never look at it (/healthz, the sandbox's API).
@@ -76,6 +110,11 @@ class PrivatePagesMiddleware:
         if (session is not None and session.accessed and not response.has_header("Cache-Control")
                 and request.user.is_authenticated):
             patch_cache_control(response, private=True, no_cache=True)
+            html = response.get("Content-Type", "").startswith("text/html")
+            if html and not getattr(request, "htmx", False):
+                # A page is never kept: Back after starting a video must show it, and browsers
+                # reuse a "no-cache" page on Back without asking (only no-store stops them).
+                patch_cache_control(response, no_store=True)
         return response
 
 

@@ -73,6 +73,7 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    "pixverse_site.middleware.TimeZoneMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -361,6 +362,8 @@ if PORTAL_MEDIA_ACCEL_REDIRECT and not (PORTAL_MEDIA_ACCEL_REDIRECT.startswith("
 # --- PixVerse ---------------------------------------------------------------------
 
 PIXVERSE_BASE_URL = env_url("PIXVERSE_BASE_URL", "https://app-api.pixverse.ai")
+# Where a member gets a key of their own: the key page links here.
+PIXVERSE_KEYS_URL = env_url("PIXVERSE_KEYS_URL", "https://platform.pixverse.ai/")
 # Seconds to connect and to wait for an answer; every request has both.
 PIXVERSE_CONNECT_TIMEOUT = env_float("PIXVERSE_CONNECT_TIMEOUT", 5.0, minimum=0.1)
 PIXVERSE_READ_TIMEOUT = env_float("PIXVERSE_READ_TIMEOUT", 30.0, minimum=0.1)

@@ -492,7 +492,11 @@ def test_the_key_page_tests_and_removes_the_key(as_alice, alice, api):
     response = as_alice.post(reverse("api-key"), {"action": "test"}, follow=True)
     assert "PixVerse accepts your key: 150 credits" in response.content.decode()
     assert ApiCredential.objects.get().verified_at is not None
-    as_alice.post(reverse("api-key"), {"action": "remove"})
+    # One click asks first; the confirmation removes it.
+    asked = as_alice.post(reverse("api-key"), {"action": "remove"})
+    assert asked.status_code == 200 and "Remove this key?" in asked.content.decode()
+    assert ApiCredential.objects.exists()
+    as_alice.post(reverse("api-key"), {"action": "remove", "confirm": "1"})
     assert not ApiCredential.objects.exists()
 
 
@@ -514,8 +518,8 @@ def test_sign_up_is_off_unless_enabled(client, db, settings):
 def test_sign_up_when_enabled(client, db, settings):
     settings.PORTAL_SIGNUP_ENABLED = True
     assert "Create an account" in client.get(reverse("login")).content.decode()
-    response = client.post(reverse("signup"), {"username": "carol", "password1": "a-long-pass-9",
-                                               "password2": "a-long-pass-9"})
+    response = client.post(reverse("signup"), {"username": "carol", "email": "carol@example.com",
+                                               "password1": "a-long-pass-9", "password2": "a-long-pass-9"})
     assert response.status_code == 302
     assert User.objects.filter(username="carol").exists()
     bad = client.post(reverse("signup"), {"username": "dave", "password1": "x", "password2": "y"})

@@ -1,7 +1,9 @@
 from datetime import UTC, datetime
 
 from django.contrib import admin
+from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
+from django.views.decorators.debug import sensitive_variables
 
 from generations.sandbox.models import SandboxAccount, SandboxCharge, SandboxRequest, SandboxVideo
 
@@ -12,6 +14,25 @@ class SandboxAccountAdmin(admin.ModelAdmin):
                     "concurrency_limit", "dialect", "created"]
     search_fields = ["label", "key_last4"]
     readonly_fields = ["account_id", "key_last4", "created"]
+
+    @sensitive_variables()
+    def save_model(self, request, obj: SandboxAccount, form, change: bool) -> None:
+        if not change:
+            # A new account gets its key here; the page after "Save" shows it, once.
+            obj.issued_key = obj.new_key()
+        super().save_model(request, obj, form, change)
+
+    def response_add(self, request, obj: SandboxAccount, post_url_continue=None):
+        # Shown in this answer only: never in a message (a cookie), a log or a later page.
+        response = TemplateResponse(request, "admin/sandbox/key_issued.html", {
+            **self.admin_site.each_context(request),
+            "title": _("Sandbox key issued"),
+            "account": obj,
+            "raw_key": obj.issued_key,
+            "opts": self.opts,
+        })
+        response["Cache-Control"] = "no-store"
+        return response
 
 
 @admin.register(SandboxVideo)

@@ -119,16 +119,19 @@ class SandboxAccount(models.Model):
     @classmethod
     def issue(cls, label: str, *, credits: int | None = None, **fields) -> tuple["SandboxAccount", str]:
         """Create an account and return it with its key, which is not stored and not shown again."""
-        raw_key = KEY_PREFIX + secrets.token_urlsafe(24)
         fields.setdefault("concurrency_limit", settings.SANDBOX_CONCURRENCY)
-        account = cls.objects.create(
-            label=label,
-            key_hash=hash_key(raw_key),
-            key_last4=raw_key[-4:],
-            credit_monthly=settings.SANDBOX_STARTING_CREDITS if credits is None else credits,
-            **fields,
-        )
+        monthly = settings.SANDBOX_STARTING_CREDITS if credits is None else credits
+        account = cls(label=label, credit_monthly=monthly, **fields)
+        raw_key = account.new_key()
+        account.save()
         return account, raw_key
+
+    def new_key(self) -> str:
+        """Give the account a new key (not saved yet) and return it: only its hash is kept."""
+        raw_key = KEY_PREFIX + secrets.token_urlsafe(24)
+        self.key_hash = hash_key(raw_key)
+        self.key_last4 = raw_key[-4:]
+        return raw_key
 
     @property
     def credits(self) -> int:

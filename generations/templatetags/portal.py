@@ -3,8 +3,10 @@ from datetime import datetime
 
 from django import template
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.html import conditional_escape, format_html
 from django.utils.safestring import SafeString, mark_safe
+from django.utils.timesince import timesince
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -25,6 +27,37 @@ def elapsed(start: datetime | None, end: datetime | None = None) -> str:
     if seconds < 3600:
         return _("%(m)d min %(s)d s") % {"m": seconds // 60, "s": seconds % 60}
     return _("%(h)d h %(m)d min") % {"h": seconds // 3600, "m": seconds % 3600 // 60}
+
+
+@register.filter
+def credits_text(generation) -> str:
+    """What a job cost: its credits, or that PixVerse gave them back or never took them."""
+    if generation.status == generation.Status.MODERATED:
+        return ngettext("%(credits)s credit, refunded", "%(credits)s credits, refunded",
+                        generation.credits) % {"credits": generation.credits}
+    if generation.never_billed:
+        return _("no credits spent")
+    return ngettext("%(credits)s credit", "%(credits)s credits", generation.credits) % {
+        "credits": generation.credits}
+
+
+@register.filter
+def ago(moment: datetime | None) -> str:
+    """'just now' within the first minute, else '5 minutes ago' (timesince alone says '0 minutes')."""
+    if moment is None:
+        return ""
+    if (timezone.now() - moment).total_seconds() < 60:
+        return _("just now")
+    return _("%(t)s ago") % {"t": timesince(moment)}
+
+
+@register.filter
+def when(moment: datetime | None) -> str:
+    """A date and time in the reader's time zone, with the zone's name: 'Dec. 2, 2026, 3:40 p.m. CET'."""
+    if moment is None:
+        return ""
+    local = timezone.localtime(moment)
+    return f"{date_format(local, 'DATETIME_FORMAT')} {local.tzname()}"
 
 
 @register.filter
@@ -76,8 +109,7 @@ def job_settings(context, generation) -> SafeString:
         parts.append(STYLE_LABELS.get(generation.style, generation.style))
     if generation.seed is not None:
         parts.append(f"{_('seed')} {generation.seed}")
-    parts.append(ngettext("%(credits)s credit", "%(credits)s credits", generation.credits)
-                 % {"credits": generation.credits})
+    parts.append(credits_text(generation))
     # Each part escaped (the owner's span is already safe): format_html_join would
     # cost twice as much for the same output.
     return mark_safe(" · ".join(map(conditional_escape, parts)))  # noqa: S308

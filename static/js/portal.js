@@ -171,6 +171,9 @@ document.addEventListener("change", (event) => {
         since = data.now;
         document.title = data.running ? `(${data.running}) ${baseTitle}` : baseTitle;
         data.finished.forEach(toast);
+        if (data.started && data.started.length) {
+          document.dispatchEvent(new CustomEvent("portal:started", { detail: data.started }));
+        }
       }
     } catch (error) {
       // Offline for a moment: try again at the next tick.
@@ -204,3 +207,80 @@ document.addEventListener("change", (event) => {
   setInterval(tick, 1000);
   document.addEventListener("htmx:load", tick);
 })();
+
+// The reader's time zone, so that the server shows times in it (pixverse_site/middleware.py),
+// unless the member chose one on their account page.
+(() => {
+  const cookies = new Map(document.cookie.split("; ").filter(Boolean)
+    .map((pair) => [pair.slice(0, pair.indexOf("=")), pair.slice(pair.indexOf("=") + 1)]));
+  if (cookies.has("portal_tz_chosen")) return;
+  let zone = "";
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || ""; } catch (error) { return; }
+  if (!/^[A-Za-z0-9_+\-/]+$/.test(zone) || cookies.get("portal_tz") === zone) return;
+  const secure = window.location.protocol === "https:" ? "; Secure" : "";
+  document.cookie = `portal_tz=${zone}; path=/; max-age=31536000; SameSite=Lax${secure}`;
+})();
+
+function announce(text) {
+  const region = document.getElementById("announcer");
+  if (!region || !text) return;
+  // Emptied first, so the same words said twice are heard twice.
+  region.textContent = "";
+  setTimeout(() => { region.textContent = text; }, 50);
+}
+
+// After a video form is sent with htmx: a started video clears the earlier messages next
+// to the fields, keeps the focus on the button (which htmx disabled while sending) and is
+// announced; a refused one moves the focus to the first field to fix.
+document.addEventListener("htmx:afterRequest", (event) => {
+  const form = event.detail.elt;
+  if (!(form instanceof HTMLFormElement) || !form.matches(".generation-form")) return;
+  const status = event.detail.xhr ? event.detail.xhr.status : 0;
+  if (event.detail.successful) {
+    for (const list of form.querySelectorAll(".errorlist, .error-box")) list.remove();
+    for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+    for (const group of form.querySelectorAll(".has-error")) group.classList.remove("has-error");
+    announce(form.dataset.started);
+    const button = form.querySelector("button[type=submit]");
+    // htmx gives the button back after this event.
+    if (button) setTimeout(() => { if (document.activeElement === document.body || document.activeElement === button) button.focus(); }, 0);
+  } else if (status === 400 || status === 413) {
+    announce(form.dataset.refused);
+  }
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  const form = event.detail.elt;
+  if (!(form instanceof HTMLFormElement) || !form.matches(".generation-form")) return;
+  const invalid = form.querySelector("[aria-invalid=true]");
+  if (invalid && (document.activeElement === document.body || !document.activeElement)) invalid.focus();
+});
+
+// One card per job: a job can arrive twice (the form's answer and the other-tab check below).
+document.addEventListener("htmx:afterSettle", () => {
+  const seen = new Set();
+  for (const card of document.querySelectorAll("#job-list > .job-card")) {
+    if (seen.has(card.id)) card.remove();
+    else seen.add(card.id);
+  }
+});
+
+// Jobs the member started in another tab or window join this dashboard's list
+// (their ids come with the activity check above, in the "portal:started" event).
+document.addEventListener("portal:started", (event) => {
+  const list = document.querySelector("#job-list[data-own-jobs]");
+  if (!list || !window.htmx) return;
+  for (const job of event.detail) {
+    if (document.getElementById(job.id)) continue;
+    window.htmx.ajax("GET", job.card, { target: list, swap: "afterbegin" });
+  }
+});
+
+// A poll for a job that is gone (deleted or made private elsewhere) is answered 404 with a
+// card saying so (X-Job-Gone): it takes the old card's place, which stops the polling.
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const xhr = event.detail.xhr;
+  if (xhr && xhr.status === 404 && xhr.getResponseHeader("X-Job-Gone")) {
+    event.detail.shouldSwap = true;
+    event.detail.isError = false;
+  }
+});
