@@ -106,6 +106,7 @@ def test_a_member_makes_videos_from_a_prompt_and_an_image(portal, browser, tmp_p
     # Sign up (the local run allows it), which lands on the key page.
     page.goto(f"{base}/accounts/signup/")
     page.fill("#id_username", "erin")
+    page.fill("#id_email", "erin@example.com")
     page.fill("#id_password1", "e2e-long-password")
     page.fill("#id_password2", "e2e-long-password")
     page.click("main button[type=submit]")

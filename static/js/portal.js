@@ -231,28 +231,28 @@ function announce(text) {
 
 // After a video form is sent with htmx: a started video clears the earlier messages next
 // to the fields, keeps the focus on the button (which htmx disabled while sending) and is
-// announced; a refused one moves the focus to the first field to fix.
+// announced. A refused one comes back in the form's place (400, or 413 for the image
+// field): the focus moves to the first field to fix, and the refusal is announced.
 document.addEventListener("htmx:afterRequest", (event) => {
   const form = event.detail.elt;
   if (!(form instanceof HTMLFormElement) || !form.matches(".generation-form")) return;
-  const status = event.detail.xhr ? event.detail.xhr.status : 0;
-  if (event.detail.successful) {
-    for (const list of form.querySelectorAll(".errorlist, .error-box")) list.remove();
-    for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
-    for (const group of form.querySelectorAll(".has-error")) group.classList.remove("has-error");
-    announce(form.dataset.started);
-    const button = form.querySelector("button[type=submit]");
-    // htmx gives the button back after this event.
-    if (button) setTimeout(() => { if (document.activeElement === document.body || document.activeElement === button) button.focus(); }, 0);
-  } else if (status === 400 || status === 413) {
-    announce(form.dataset.refused);
-  }
+  if (!event.detail.xhr || event.detail.xhr.status !== 200) return;
+  for (const list of form.querySelectorAll(".errorlist, .error-box")) list.remove();
+  for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
+  for (const group of form.querySelectorAll(".has-error")) group.classList.remove("has-error");
+  announce(form.dataset.started);
+  const button = form.querySelector("button[type=submit]");
+  const lost = () => !document.activeElement || document.activeElement === document.body;
+  // htmx gives the disabled button back after this event.
+  if (button) setTimeout(() => { if (lost() || document.activeElement === button) button.focus(); }, 0);
 });
 document.addEventListener("htmx:afterSettle", (event) => {
-  const form = event.detail.elt;
-  if (!(form instanceof HTMLFormElement) || !form.matches(".generation-form")) return;
+  const swapped = event.detail.elt;
+  const form = swapped instanceof Element && swapped.closest(".generation-form");
+  if (!form || !event.detail.xhr || event.detail.xhr.status < 400) return;
+  announce(form.dataset.refused);
   const invalid = form.querySelector("[aria-invalid=true]");
-  if (invalid && (document.activeElement === document.body || !document.activeElement)) invalid.focus();
+  if (invalid && (!document.activeElement || document.activeElement === document.body)) invalid.focus();
 });
 
 // One card per job: a job can arrive twice (the form's answer and the other-tab check below).
