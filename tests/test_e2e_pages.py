@@ -217,3 +217,29 @@ Generation.objects.create(owner=user, kind="text", prompt="A glacier calving", m
     # The one poll that found it gone is the browser's 404 line; nothing else.
     assert console.problems(allow=("404",)) == []
     context.close()
+
+
+def test_times_are_shown_in_the_browsers_time_zone(portal, browser):
+    base, env = portal
+    django_shell(env, MEMBERS + """
+from django.utils import timezone
+from generations.models import Generation
+user = member("sami")
+Generation.objects.create(owner=user, kind="text", prompt="A tram at noon", model="v5", quality="360p",
+    duration=5, credits=45, status="done", created=timezone.datetime(2026, 6, 1, 12, 0, tzinfo=timezone.UTC),
+    finished_at=timezone.datetime(2026, 6, 1, 12, 1, tzinfo=timezone.UTC))
+""")
+    context = browser.new_context(timezone_id="Asia/Tokyo", viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    sign_in(page, base, "sami")  # the first page tells the portal the browser's zone
+    page.locator(".job-card .prompt a", has_text="A tram at noon").click()
+    expect(page.locator(".facts")).to_contain_text("9 p.m. JST")  # 12:00 UTC
+    # A zone chosen on the account page wins over the browser's.
+    page.goto(f"{base}/settings/account/")
+    page.select_option("#id_time_zone", "Europe/Berlin")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_selector("text=Your account is saved.")
+    page.goto(f"{base}/history/")
+    page.locator(".job-card .prompt a", has_text="A tram at noon").click()
+    expect(page.locator(".facts")).to_contain_text("2 p.m. CEST")
+    context.close()
