@@ -19,7 +19,15 @@ def elapsed(start: datetime | None, end: datetime | None = None) -> str:
     """How long from start to end (or now), to the second: '12 s', '3 min 5 s', '2 h 4 min'."""
     if start is None:
         return ""
-    seconds = max(0, int(((end or timezone.now()) - start).total_seconds()))
+    return seconds_text(int(((end or timezone.now()) - start).total_seconds()))
+
+
+@register.filter
+def seconds_text(seconds: int | None) -> str:
+    """A number of seconds in elapsed's words: '12 s', '3 min 5 s', '2 h 4 min'."""
+    if seconds is None:
+        return ""
+    seconds = max(0, seconds)
     if seconds < 60:
         return _("%(s)d s") % {"s": seconds}
     if seconds < 3600:
