@@ -1,6 +1,8 @@
 """A running job's progress: the time it is expected to take, fixed at submission, and the
 card's bar, which the browser moves from data attributes (the card stays the same)."""
 
+import html
+import json
 import re
 from datetime import timedelta
 
@@ -93,7 +95,8 @@ def test_a_running_card_carries_the_bar_the_browser_moves(client, alice):
     assert " value=" not in bar  # without JavaScript: indeterminate, never a made-up value
     assert f'aria-describedby="progress-{running.code}"' in bar and "aria-label=" in bar
     assert "usually ready in about 1 min 5 s" in card
-    assert 'data-left="about %(t)s left"' in card and 'data-late="taking longer than usual"' in card
+    formats = html.unescape(re.search(r'data-formats="([^"]*)"', card).group(1))
+    assert json.loads(formats) == ["about %(t)s left", "taking longer than usual"]
     assert 'class="placeholder"' in card
 
     # What the portal learns later does not change the card: the expected time was

@@ -47,6 +47,13 @@ def elapsed_formats() -> str:
     return json.dumps([_("%(s)d s"), _("%(m)d min %(s)d s"), _("%(h)d h %(m)d min")], ensure_ascii=False)
 
 
+@register.simple_tag
+def progress_formats() -> str:
+    """A progress bar's two wordings, as JSON, for the script that moves it (portal.js):
+    the time left (in elapsed's words), and past the expected time."""
+    return json.dumps([_("about %(t)s left"), _("taking longer than usual")], ensure_ascii=False)
+
+
 @register.simple_tag(takes_context=True)
 def card_poll_headers(context, generation) -> str:
     """hx-headers of a running job's card: its polls ask "changed since this card?"."""

@@ -205,7 +205,8 @@ document.addEventListener("change", (event) => {
     if (!text) return;
     // Rounded up to 5 s: a countdown by the second promises more than the estimate knows.
     const left = Math.ceil((expected - s) / 5) * 5;
-    text.textContent = left > 0 ? fill(text.dataset.left, { t: words(left) }) : text.dataset.late;
+    const [leftFormat, late] = JSON.parse(text.dataset.formats);
+    text.textContent = left > 0 ? fill(leftFormat, { t: words(left) }) : late;
   };
   const tick = () => {
     const now = Date.now() + offset;
