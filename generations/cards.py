@@ -7,7 +7,10 @@ those make the card's ETag. (A card rendered for htmx carries no CSRF field:
 htmx sends the page's token.) The page gives each card its ETag (If-None-Match
 in hx-headers), so a poll of a job that has not changed is answered 304 after
 one indexed read, and the card stays.
-The running time ticks in the browser (portal.js), so it does not change the card.
+The running time and the progress bar move in the browser (portal.js), from the
+job's creation time and its expected_seconds, which is fixed at submission: a
+value computed at each rendering (from the videos learned so far) would make
+the card differ from one render to the next while its ETag stayed the same.
 
 The read is plain SQL built once: building the ORM query cost more than running
 it. Its values go through the same converters as the ORM's, so the ETag made
@@ -31,7 +34,8 @@ from generations.models import Generation
 
 CARD_FIELDS = ("id", "code", "status", "kind", "is_private", "owner_id", "created", "finished_at",
                "video_file", "video_url", "prompt", "model", "quality", "duration", "aspect_ratio",
-               "motion_mode", "style", "seed", "credits", "error_reason", "error_message", "error_code")
+               "motion_mode", "style", "seed", "credits", "error_reason", "error_message", "error_code",
+               "source_image", "poster", "video_width", "video_height", "expected_seconds")
 
 
 @functools.cache

@@ -30,6 +30,7 @@ Every function takes ids or rows it re-reads, and is safe to run twice.
 """
 
 import logging
+import math
 import os
 import socket
 import statistics
@@ -42,13 +43,13 @@ from datetime import datetime, timedelta
 
 import requests
 from django.conf import settings
-from django.core.files.base import File
+from django.core.files.base import ContentFile, File
 from django.db import connections
 from django.db.models import Count, DateTimeField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from generations import queue
+from generations import queue, video_facts
 from generations.fetch import UnsafeURL, check_video_url
 from generations.models import ApiCredential, Generation, SchedulerRunner, WorkerHeartbeat
 from generations.pixverse import (
@@ -355,6 +356,10 @@ def housekeeping(*, repair: bool = False) -> None:
         Generation.objects.filter(status=Generation.Status.DONE, video_file="",
                                   next_attempt_at__isnull=True).exclude(video_url="").exclude(
             error_reason=Generation.Reason.COPY_TOO_LARGE).update(next_attempt_at=now)
+        # A copy stored before its facts were read: store_video reads them, as a copy step.
+        Generation.objects.filter(status=Generation.Status.DONE, facts_read_at__isnull=True,
+                                  next_attempt_at__isnull=True).exclude(video_file="").update(
+            next_attempt_at=now)
         SchedulerRunner.prune()
 
 
@@ -510,7 +515,7 @@ def _first_read(generation: Generation) -> datetime:
     return now + FIRST_READ_FALLBACK + phase * READ_INTERVAL / PROBES
 
 
-def learned_duration(quality: str, duration: int) -> timedelta | None:
+def learned_duration(quality: str, duration: int, kind: str | None = None) -> timedelta | None:
     """How long PixVerse takes for such a video, learned from recent ones; None before any.
 
     Each finished job brackets the moment its video was ready: after its last
@@ -522,10 +527,12 @@ def learned_duration(quality: str, duration: int) -> timedelta | None:
     itself made the estimate creep up with the portal's own lag: ready -> done
     median 5.6 s in bench/jobs.py, against 2-3 s.)
     """
+    done = Generation.objects.filter(status=Generation.Status.DONE, quality=quality, duration=duration,
+                                     submitted_at__isnull=False)
+    if kind is not None:
+        done = done.filter(kind=kind)
     recent = (
-        Generation.objects.filter(status=Generation.Status.DONE, quality=quality, duration=duration,
-                                  submitted_at__isnull=False)
-        .order_by("-finished_at").values_list("submitted_at", "last_read_at", "finished_at")[:20]
+        done.order_by("-finished_at").values_list("submitted_at", "last_read_at", "finished_at")[:20]
     )
     seconds = []
     for submitted, last_running, finished in recent:
@@ -537,6 +544,28 @@ def learned_duration(quality: str, duration: int) -> timedelta | None:
     if not seconds:
         return None
     return timedelta(seconds=max(statistics.median(seconds), 1.0))
+
+
+# What a progress bar expects before the portal has seen any video of a kind finish:
+# PixVerse's 5-second videos up to 720p usually come within a minute; longer and
+# 1080p ones take longer.
+EXPECTED_FALLBACK = timedelta(seconds=60)
+EXPECTED_FALLBACK_FACTOR = {"1080p": 1.5}
+
+
+def expected_seconds(quality: str, duration: int, kind: str) -> int:
+    """How long a job of this kind is expected to take, from its submission until its card shows
+    the video (whole seconds), for the running card's progress bar.
+
+    Learned from recent videos of the same quality, length and kind; then of
+    either kind; else EXPECTED_FALLBACK scaled by length and quality. Half a
+    read interval is added: on average, that long passes between the video
+    being ready and a status read noticing it.
+    """
+    learned = learned_duration(quality, duration, kind) or learned_duration(quality, duration)
+    if learned is None:
+        learned = EXPECTED_FALLBACK * (duration / 5) * EXPECTED_FALLBACK_FACTOR.get(quality, 1.0)
+    return math.ceil((learned + READ_INTERVAL / 2).total_seconds())
 
 
 # --- Submitting ----------------------------------------------------------------------------
@@ -582,7 +611,9 @@ def submit(generation: Generation, client: PixVerseClient, token=None) -> bool:
     except PixVerseError as error:
         _submission_failed(generation, error, token)
         return False
-    generation.mark_submitted(submission.video_id, _first_read(generation), token=token)
+    expected = timedelta(seconds=expected_seconds(generation.quality, generation.duration,
+                                                  generation.kind))
+    generation.mark_submitted(submission.video_id, _first_read(generation), token=token, expected=expected)
     ApiCredential.balance_changed(generation.key_hash)
     logger.info("generation %s submitted: video_id=%s trace_id=%s", generation.pk,
                 submission.video_id, generation.trace_id)
@@ -756,17 +787,23 @@ def read_balance(key_hash: str) -> None:
 
 
 def store_video(generation_id: int, token=None) -> bool:
-    """Copy a finished video into the portal's storage (PixVerse's links expire).
+    """Copy a finished video into the portal's storage (PixVerse's links expire), with its facts.
 
     A failed copy is tried again with backoff (up to every 10 minutes) until it
     is stored; only a video over PORTAL_VIDEO_MAX_BYTES is refused for good.
+    A copy stored without facts (before they were read) gets them here too:
+    the repair pass makes that step due (housekeeping).
     """
     with log_context(generation_id=generation_id):
         generation = Generation.objects.filter(pk=generation_id, status=Generation.Status.DONE).first()
-        if generation is None or generation.video_file or not generation.video_url:
+        if generation is None or not (generation.video_file or generation.video_url):
+            return False
+        if generation.video_file and generation.facts_read_at is not None:
             return False
         if (token := _claimed(generation, token)) is None:
             return False
+        if generation.video_file:
+            return _store_facts(generation, token)
         try:
             name = _download(generation)
         except VideoTooLarge:
@@ -779,10 +816,43 @@ def store_video(generation_id: int, token=None) -> bool:
             generation.copy_failed(timezone.now() + _backoff(generation.copy_attempts, COPY_BACKOFF_CAP),
                                    token=token)
             return False
-        if not generation.attach_video_file(name, token=token):
-            generation.video_file.storage.delete(name)  # the job changed meanwhile (deleted, taken over)
+        facts, poster = _read_facts(generation, name)
+        if not generation.attach_video_file(name, token=token, facts=facts, poster=poster):
+            # The job changed meanwhile (deleted, taken over).
+            for stored in (name, poster):
+                if stored:
+                    generation.video_file.storage.delete(stored)
             return False
         return True
+
+
+def _store_facts(generation: Generation, token) -> bool:
+    """The facts and poster of a copy stored without them; safe to run twice."""
+    facts, poster = _read_facts(generation, generation.video_file.name)
+    if not generation.record_video_facts(facts, poster, token=token):
+        if poster:
+            generation.poster.storage.delete(poster)
+        return False
+    return True
+
+
+def _read_facts(generation: Generation, name: str) -> tuple[video_facts.VideoFacts | None, str]:
+    """What PyAV reads from the stored copy, and the name of its stored poster.
+
+    Never fails: a file that cannot be read (or a storage that fails to give it
+    back) is logged, and the copy stands without facts, as it did before
+    facts were read. It is not read again.
+    """
+    try:
+        facts = video_facts.read_stored(generation.video_file.storage, name)
+        generation.poster.save(f"{generation.video_id or generation.code}.jpg",
+                               ContentFile(facts.poster_jpeg), save=False)
+    except Exception as e:
+        # The error's type and words only: FFmpeg's or the storage's, never a link or key.
+        logger.warning("generation %s: video facts not read: %s %s", generation.pk, type(e).__name__,
+                       str(e)[:200])
+        return None, ""
+    return facts, generation.poster.name
 
 
 class VideoTooLarge(Exception):

@@ -1,4 +1,4 @@
-"""Serving stored files (source images, videos) to the members allowed to see them.
+"""Serving stored files (source images, videos, their posters) to the members allowed to see them.
 
 The views check who may see a job; this module only sends the bytes. Videos
 need byte ranges: Safari plays an MP4 only from a server that answers Range

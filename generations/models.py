@@ -1,5 +1,6 @@
 """The portal's data."""
 
+import math
 import uuid
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -16,6 +17,7 @@ from generations import catalog, crypto
 
 if TYPE_CHECKING:
     from generations.pixverse import Balance, PixVerseClient, VideoRequest
+    from generations.video_facts import VideoFacts
 
 
 class RateLimitSlot(models.Model):
@@ -165,6 +167,10 @@ def _video_path(generation: "Generation", filename: str) -> str:
     return f"videos/{generation.code}/{filename}"
 
 
+def _poster_path(generation: "Generation", filename: str) -> str:
+    return f"posters/{generation.code}/{filename}"
+
+
 class Generation(models.Model):
     """One video a member asked for, from submission to stored copy.
 
@@ -248,6 +254,17 @@ class Generation(models.Model):
     video_id = models.BigIntegerField(_("PixVerse video id"), null=True, blank=True)
     video_url = models.URLField(_("PixVerse video URL"), max_length=2000, blank=True)
     video_file = models.FileField(_("stored video"), upload_to=_video_path, blank=True)
+    # Read from our copy (generations/video_facts.py) when it is stored. The poster
+    # and the picture's size let a card hold its place and show a frame before
+    # any of the video is fetched. All empty for a file PyAV could not read.
+    poster = models.FileField(_("poster frame"), upload_to=_poster_path, blank=True)
+    video_seconds = models.FloatField(_("video length (s)"), null=True, blank=True)
+    video_width = models.PositiveIntegerField(_("width (px)"), null=True, blank=True)
+    video_height = models.PositiveIntegerField(_("height (px)"), null=True, blank=True)
+    has_audio = models.BooleanField(_("sound"), null=True, blank=True)
+    # When the facts were read, or found unreadable: the repair pass
+    # (jobs.housekeeping) reads them for stored videos that have none yet.
+    facts_read_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     status = models.CharField(_("status"), max_length=12, choices=Status, default=Status.QUEUED)
     error_reason = models.CharField(_("reason"), max_length=20, choices=Reason, blank=True)
@@ -271,6 +288,11 @@ class Generation(models.Model):
     # A generate call may have reached PixVerse without its answer reaching us:
     # the job may exist and be billed there. Never resubmitted under a new trace id.
     maybe_submitted = models.BooleanField(default=False)
+    # Seconds after its creation by which the video is expected to be shown
+    # (jobs.expected_seconds), for the running card's progress bar. Fixed at
+    # submission, so the card stays the same between polls (its ETag) while
+    # the browser moves the bar.
+    expected_seconds = models.PositiveIntegerField(null=True, blank=True, editable=False)
     copy_attempts = models.PositiveSmallIntegerField(default=0)
 
     # The key that pays (its one-way name, ApiCredential.key_hash): jobs are
@@ -439,11 +461,17 @@ class Generation(models.Model):
             claimed_until=None, claimed_by=None, misses=0,
         )
 
-    def mark_submitted(self, video_id: int, first_read_at, token=None) -> bool:
+    def mark_submitted(self, video_id: int, first_read_at, token=None,
+                       expected: timedelta | None = None) -> bool:
+        """PixVerse took the job; expected: how long such videos take from now."""
+        now = timezone.now()
+        fields = {}
+        if expected is not None:
+            fields["expected_seconds"] = math.ceil((now - self.created + expected).total_seconds())
         return self._change(
             [self.Status.SUBMITTING], token=token, status=self.Status.RUNNING, video_id=video_id,
-            submitted_at=timezone.now(), next_attempt_at=first_read_at, claimed_until=None,
-            claimed_by=None, misses=0, error_reason="", error_message="",
+            submitted_at=now, next_attempt_at=first_read_at, claimed_until=None,
+            claimed_by=None, misses=0, error_reason="", error_message="", **fields,
         )
 
     def requeue(self, retry_at, reason: "Generation.Reason", *, token=None, counted: bool = False,
@@ -522,10 +550,36 @@ class Generation(models.Model):
             next_attempt_at=None, claimed_until=None, claimed_by=None,
         )
 
-    def attach_video_file(self, name: str, token=None) -> bool:
-        """Our copy is stored: nothing is left to do for this job."""
+    def attach_video_file(self, name: str, token=None, facts: "VideoFacts | None" = None,
+                          poster: str = "") -> bool:
+        """Our copy is stored, with what was read from it: nothing is left to do for this job.
+
+        The facts come in the same change as the file: the card stops polling
+        once the file is there, so a poster stored later would not reach it.
+        """
         return self._change([self.Status.DONE], token=token, video_file=name, next_attempt_at=None,
-                            claimed_until=None, claimed_by=None, misses=0, error_reason="")
+                            claimed_until=None, claimed_by=None, misses=0, error_reason="",
+                            **self._facts_fields(facts, poster))
+
+    def record_video_facts(self, facts: "VideoFacts | None", poster: str = "", token=None) -> bool:
+        """The facts of a copy stored without them (the repair pass); only once per job."""
+        rows = Generation.objects.filter(pk=self.pk, status=self.Status.DONE, facts_read_at__isnull=True)
+        if token is not None:
+            rows = rows.filter(claimed_by=token)
+        changed = rows.update(next_attempt_at=None, claimed_until=None, claimed_by=None,
+                              **self._facts_fields(facts, poster)) == 1
+        if changed:
+            self.refresh_from_db()
+        return changed
+
+    @staticmethod
+    def _facts_fields(facts: "VideoFacts | None", poster: str) -> dict:
+        """The fields for a video's facts; facts None: the file could not be read."""
+        fields = {"facts_read_at": timezone.now(), "poster": poster}
+        if facts is not None:
+            fields.update(video_seconds=facts.duration, video_width=facts.width,
+                          video_height=facts.height, has_audio=facts.has_audio)
+        return fields
 
     def copy_failed(self, retry_at, token=None) -> bool:
         return self._change([self.Status.DONE], token=token, next_attempt_at=retry_at,
@@ -582,12 +636,13 @@ def _remove_stored_files(sender, instance: Generation, **kwargs) -> None:
     A source image can be shared by jobs made from one another; it goes with
     the last of them. Files go only once the deletion is committed.
     """
-    video, source = instance.video_file.name, instance.source_image.name
+    video, poster, source = instance.video_file.name, instance.poster.name, instance.source_image.name
 
     def remove() -> None:
         storage = instance.video_file.storage
-        if video:
-            storage.delete(video)
+        for name in (video, poster):
+            if name:
+                storage.delete(name)
         if source and not Generation.objects.filter(source_image=source).exists():
             storage.delete(source)
 

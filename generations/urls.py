@@ -27,4 +27,5 @@ urlpatterns = [
     path("generations/<uuid:code>/cancel/", views.cancel, name="cancel"),
     path("generations/<uuid:code>/video.mp4", views.video, name="video"),
     path("generations/<uuid:code>/source", views.source_image, name="source-image"),
+    path("generations/<uuid:code>/poster.jpg", views.poster, name="poster"),
 ]

@@ -350,6 +350,16 @@ def source_image(request: HttpRequest, code) -> HttpResponse:
     return media.serve(request, generation.source_image)
 
 
+@login_required
+@require_GET
+def poster(request: HttpRequest, code) -> HttpResponse:
+    """The video's poster frame (read from our copy), for members who may see the job."""
+    generation = _get_visible_generation(request, code)
+    if not generation.poster:
+        raise Http404
+    return media.serve(request, generation.poster, content_type="image/jpeg")
+
+
 # --- The team's history ----------------------------------------------------------------------
 
 HISTORY_PAGE_SIZE = 24

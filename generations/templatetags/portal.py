@@ -21,7 +21,15 @@ def elapsed(start: datetime | None, end: datetime | None = None) -> str:
     """How long from start to end (or now), to the second: '12 s', '3 min 5 s', '2 h 4 min'."""
     if start is None:
         return ""
-    seconds = max(0, int(((end or timezone.now()) - start).total_seconds()))
+    return seconds_text(int(((end or timezone.now()) - start).total_seconds()))
+
+
+@register.filter
+def seconds_text(seconds: int | None) -> str:
+    """A number of seconds in elapsed's words: '12 s', '3 min 5 s', '2 h 4 min'."""
+    if seconds is None:
+        return ""
+    seconds = max(0, seconds)
     if seconds < 60:
         return _("%(s)d s") % {"s": seconds}
     if seconds < 3600:
@@ -70,6 +78,13 @@ def html_datetime(moment: datetime | None) -> str:
 def elapsed_formats() -> str:
     """elapsed's three wordings, as JSON, for the script that ticks running times (portal.js)."""
     return json.dumps([_("%(s)d s"), _("%(m)d min %(s)d s"), _("%(h)d h %(m)d min")], ensure_ascii=False)
+
+
+@register.simple_tag
+def progress_formats() -> str:
+    """A progress bar's two wordings, as JSON, for the script that moves it (portal.js):
+    the time left (in elapsed's words), and past the expected time."""
+    return json.dumps([_("about %(t)s left"), _("taking longer than usual")], ensure_ascii=False)
 
 
 @register.simple_tag(takes_context=True)

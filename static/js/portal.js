@@ -183,26 +183,42 @@ document.addEventListener("change", (event) => {
   check();
 })();
 
-// How long running jobs have been going, ticking every second. The server writes the
-// first value; ticking here keeps a polled card's HTML the same from one poll to the
-// next, so the browser can revalidate it (ETag, answered 304) instead of fetching it.
+// How long running jobs have been going, ticking every second, and how far along their
+// progress bars are. The server writes the first values; ticking here keeps a polled
+// card's HTML the same from one poll to the next, so the browser can revalidate it
+// (ETag, answered 304) instead of fetching it. A bar's expected time (data-expected-seconds,
+// from the job's creation) is fixed when the job is submitted.
 (() => {
   const body = document.body;
   if (!body || !body.dataset.elapsedFormats) return;
   const [secondsOnly, minutes, hours] = JSON.parse(body.dataset.elapsedFormats);
   // The server's clock, not this machine's: the offset measured when the page came.
   const offset = Date.parse(body.dataset.since) - Date.now();
-  const fill = (format, values) => format.replace(/%\((\w)\)d/g, (_, name) => String(values[name]));
+  const fill = (format, values) => format.replace(/%\((\w)\)[ds]/g, (_, name) => String(values[name]));
+  const words = (s) => s < 60 ? fill(secondsOnly, { s })
+    : s < 3600 ? fill(minutes, { m: Math.floor(s / 60), s: s % 60 })
+    : fill(hours, { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+  const progress = (bar, now) => {
+    const expected = Number(bar.dataset.expectedSeconds);
+    const since = Date.parse(bar.dataset.progressSince);
+    if (!expected || Number.isNaN(since)) return;
+    const s = Math.max(0, (now - since) / 1000);
+    bar.value = Math.min(s, expected);
+    const text = document.getElementById(bar.getAttribute("aria-describedby"));
+    if (!text) return;
+    // Rounded up to 5 s: a countdown by the second promises more than the estimate knows.
+    const left = Math.ceil((expected - s) / 5) * 5;
+    const [leftFormat, late] = JSON.parse(text.dataset.formats);
+    text.textContent = left > 0 ? fill(leftFormat, { t: words(left) }) : late;
+  };
   const tick = () => {
     const now = Date.now() + offset;
     for (const element of document.querySelectorAll("[data-elapsed-since]")) {
       const since = Date.parse(element.dataset.elapsedSince);
       if (Number.isNaN(since)) continue;
-      const s = Math.max(0, Math.floor((now - since) / 1000));
-      element.textContent = s < 60 ? fill(secondsOnly, { s })
-        : s < 3600 ? fill(minutes, { m: Math.floor(s / 60), s: s % 60 })
-        : fill(hours, { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
+      element.textContent = words(Math.max(0, Math.floor((now - since) / 1000)));
     }
+    for (const bar of document.querySelectorAll("progress[data-expected-seconds]")) progress(bar, now);
   };
   setInterval(tick, 1000);
   document.addEventListener("htmx:load", tick);
@@ -284,3 +300,62 @@ document.addEventListener("htmx:beforeSwap", (event) => {
     event.detail.isError = false;
   }
 });
+
+// Finished videos load nothing (preload="none", the poster in data-poster) until they come
+// near the viewport: then their poster and first bytes (metadata, for the length and a
+// quick start). A dashboard of two dozen videos fetches only those the member sees.
+(() => {
+  const wake = (video) => {
+    if (video.dataset.poster && !video.poster) video.poster = video.dataset.poster;
+    if (video.preload === "none") video.preload = "metadata";
+  };
+  const observer = "IntersectionObserver" in window
+    ? new IntersectionObserver((entries) => {
+      for (const entry of entries) {
+        if (!entry.isIntersecting) continue;
+        observer.unobserve(entry.target);
+        wake(entry.target);
+      }
+    }, { rootMargin: "300px 0px" })
+    : null;
+  const watch = (root) => {
+    for (const video of root.querySelectorAll("video[data-lazy-video]")) {
+      if (observer) observer.observe(video); else wake(video);
+    }
+  };
+  document.addEventListener("DOMContentLoaded", () => watch(document));
+  document.addEventListener("htmx:load", (event) => watch(event.target));
+})();
+
+// Where there is a mouse, a finished video plays muted while the pointer is over it (a
+// preview); a click on it then plays it on with sound. Touch devices just use the controls.
+if (window.matchMedia && window.matchMedia("(hover: hover) and (pointer: fine)").matches) {
+  const previewed = (event) => {
+    const target = event.target;
+    return target instanceof HTMLVideoElement && target.matches("[data-lazy-video]") ? target : null;
+  };
+  document.addEventListener("pointerenter", (event) => {
+    const video = previewed(event);
+    if (!video || !video.paused || video.dataset.watched) return;
+    video.dataset.preview = "1";
+    video.muted = true;
+    video.play().catch(() => {});
+  }, true);
+  document.addEventListener("pointerleave", (event) => {
+    const video = previewed(event);
+    if (!video || !video.dataset.preview) return;
+    delete video.dataset.preview;
+    video.pause();
+    video.muted = false;
+  }, true);
+  document.addEventListener("click", (event) => {
+    const video = previewed(event);
+    if (!video || !video.dataset.preview) return;
+    // The click would pause the preview: it means "watch this", with sound.
+    event.preventDefault();
+    delete video.dataset.preview;
+    video.dataset.watched = "1";
+    video.muted = false;
+    setTimeout(() => { if (video.paused) video.play().catch(() => {}); }, 0);
+  }, true);
+}
