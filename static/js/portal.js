@@ -187,6 +187,118 @@ document.addEventListener("DOMContentLoaded", () => setUp(document));
 // htmx:load fires for every piece of content htmx puts into the page.
 document.addEventListener("htmx:load", (event) => setUp(event.target));
 
+// The lightbox: a finished video large, with its prompt and actions, read from its card
+// when opened; the arrow keys (and Previous/Next) step through the finished videos of the
+// same list. Cards come and go with htmx (polls, new jobs, history pages and filters), so
+// everything here is delegated and found in the page when needed. Without JavaScript,
+// "View large" is the link to the video's page.
+(() => {
+  const TRIGGER = "a[data-lightbox-open]";
+  let shownCard = null; // the id of the card shown (a polled card is replaced, its id stays)
+  let opener = null;
+  let openerCard = null;
+
+  const lightbox = () => document.getElementById("lightbox");
+  const finishedCards = (card) => [...(card.closest(".job-list") || document).querySelectorAll(".job-card")]
+    .filter((each) => each.querySelector(TRIGGER) && each.querySelector("video"));
+  const stopVideo = (video) => {
+    video.pause();
+    video.removeAttribute("src");
+    video.removeAttribute("poster");
+    video.load(); // lets go of the file
+  };
+
+  function copyLink(link, from) {
+    link.hidden = !from;
+    if (from) link.href = from.href;
+    else link.removeAttribute("href");
+  }
+
+  function show(box, card) {
+    const cards = finishedCards(card);
+    const index = cards.indexOf(card);
+    const source = card.querySelector("video");
+    const video = box.querySelector("video");
+    const prompt = card.querySelector(".prompt a");
+    stopVideo(video);
+    // Read as the card has them now (its poster frame, where it has one).
+    if (source.poster) video.poster = source.poster;
+    video.src = source.currentSrc || source.src;
+    video.play().catch(() => {}); // a browser that does not start it leaves the controls to the member
+    box.querySelector("#lightbox-prompt").textContent = prompt ? prompt.textContent.trim() : "";
+    const params = card.querySelector(".params-line");
+    box.querySelector("[data-lightbox-params]").textContent = params ? params.textContent.replace(/\s+/g, " ").trim() : "";
+    copyLink(box.querySelector("[data-lightbox-detail]"), prompt);
+    copyLink(box.querySelector("[data-lightbox-download]"), card.querySelector("a[data-download]"));
+    copyLink(box.querySelector("[data-lightbox-remix]"), card.querySelector("a[data-remix]"));
+    box.querySelector("[data-lightbox-position]").textContent = cards.length > 1
+      ? fill(box.dataset.position, { n: index + 1, total: cards.length }) : "";
+    for (const button of box.querySelectorAll("[data-lightbox-step]")) {
+      const to = index + Number(button.dataset.lightboxStep);
+      button.hidden = cards.length < 2;
+      // aria-disabled, not disabled: a button stays focusable at the end of the list.
+      button.setAttribute("aria-disabled", String(to < 0 || to >= cards.length));
+    }
+    shownCard = card.id;
+  }
+
+  function step(box, delta) {
+    const card = document.getElementById(shownCard);
+    if (!card) return;
+    const cards = finishedCards(card);
+    const next = cards[cards.indexOf(card) + delta];
+    if (next) show(box, next);
+  }
+
+  document.addEventListener("click", (event) => {
+    const box = lightbox();
+    const target = event.target instanceof Element ? event.target : null;
+    if (!box || !target || typeof box.showModal !== "function") return;
+    const trigger = target.closest(TRIGGER);
+    if (trigger) {
+      // A new tab or window is asked for as with any link.
+      if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+      const card = trigger.closest(".job-card");
+      if (!card || !card.querySelector("video")) return;
+      event.preventDefault();
+      for (const video of document.querySelectorAll(".job-card video")) video.pause();
+      opener = trigger;
+      openerCard = card.id;
+      show(box, card);
+      box.showModal();
+      return;
+    }
+    if (!box.open) return;
+    const stepButton = target.closest("[data-lightbox-step]");
+    if (stepButton && stepButton.getAttribute("aria-disabled") !== "true") {
+      step(box, Number(stepButton.dataset.lightboxStep));
+    } else if (target.closest("[data-lightbox-close]") || target === box) {
+      box.close(); // the dialog itself is hit only outside its content: the backdrop
+    }
+  });
+
+  document.addEventListener("keydown", (event) => {
+    const box = lightbox();
+    if (!box || !box.open || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    const delta = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
+    if (!delta) return;
+    event.preventDefault();
+    step(box, delta);
+  });
+
+  // Escape, Close or the backdrop: the video stops, and focus goes back to what opened it
+  // (or, where a poll replaced that card, to the same card's trigger).
+  document.addEventListener("close", (event) => {
+    const box = lightbox();
+    if (event.target !== box) return;
+    stopVideo(box.querySelector("video"));
+    const card = document.getElementById(openerCard);
+    const back = opener && opener.isConnected ? opener : card && card.querySelector(TRIGGER);
+    if (back) back.focus();
+    opener = null;
+  }, true);
+})();
+
 // The history's search box asks as the member types (its "input" trigger). Its
 // "change" on leaving the box would ask the same again and swap the results just as
 // the member clicks a link in them, losing the click: it does not reach the form.
