@@ -216,6 +216,14 @@ class ImageToVideoForm(GenerationForm):
         # PORTAL_MAX_REQUEST_BYTES is never read, so the form's values would not come back).
         self.fields["image"].widget.attrs.update({
             "data-max-bytes": image_upload_limit(), "data-too-large": self.too_large_message()})
+        # For portal.js: a dropped or pasted file that is no image is refused next to the
+        # field, and the preview says the image's size.
+        self.fields["image"].widget.attrs.update({
+            "data-not-image": _("%(name)s is not an image. Use a JPEG, PNG or WebP image."),
+            "data-preview-size": "image-preview-size",
+            "data-size-format": _("%(width)s × %(height)s · %(size)s"),
+            "data-kilobytes": _("%(n)s KB"), "data-megabytes": _("%(n)s MB"),
+        })
 
     @staticmethod
     def too_large_message() -> str:

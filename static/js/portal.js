@@ -1,18 +1,40 @@
 // The portal's few behaviours that need a script; every page works without it.
 "use strict";
 
-// Preview the chosen source image before it is uploaded.
+// A translated format with its %(name)s / %(name)d places filled (Django's gettext wording).
+const fill = (format, values) => format.replace(/%\((\w+)\)[sd]/g, (_, name) => String(values[name]));
+
+// "1920 × 1080 · 2.4 MB", in the page's language (the wordings come with the input).
+function imageSizeText(input, file, width, height) {
+  const number = new Intl.NumberFormat(document.documentElement.lang || undefined, { maximumFractionDigits: 1 });
+  const kilobytes = file.size / 1024;
+  const size = kilobytes < 1024 ? fill(input.dataset.kilobytes, { n: number.format(kilobytes) })
+    : fill(input.dataset.megabytes, { n: number.format(kilobytes / 1024) });
+  return fill(input.dataset.sizeFormat, { width, height, size });
+}
+
+// Preview the chosen source image before it is uploaded, with its size.
 document.addEventListener("change", (event) => {
   const input = event.target;
   if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.dataset.preview) return;
   const preview = document.getElementById(input.dataset.preview);
   if (!preview) return;
   const file = input.files && input.files[0];
+  const sizeLine = input.dataset.previewSize && document.getElementById(input.dataset.previewSize);
+  if (sizeLine) sizeLine.hidden = true;
   if (preview.dataset.url) URL.revokeObjectURL(preview.dataset.url);
   if (file && file.type.startsWith("image/")) {
-    preview.dataset.url = URL.createObjectURL(file);
-    preview.src = preview.dataset.url;
+    const url = URL.createObjectURL(file);
+    preview.dataset.url = url;
+    preview.src = url;
     preview.hidden = false;
+    if (sizeLine) {
+      preview.decode().then(() => {
+        if (preview.dataset.url !== url) return; // another file was chosen meanwhile
+        sizeLine.textContent = imageSizeText(input, file, preview.naturalWidth, preview.naturalHeight);
+        sizeLine.hidden = false;
+      }, () => {}); // not an image this browser reads: the server says what is wrong with it
+    }
   } else {
     preview.hidden = true;
     preview.removeAttribute("src");
@@ -22,23 +44,22 @@ document.addEventListener("change", (event) => {
 // An image over the form's limit (data-max-bytes) is refused next to its field before
 // anything is sent: the server does not read a request that large, so it could not give
 // the form back as it was typed. Picking another file clears the field's earlier message.
-function checkImageSize(input) {
-  const max = Number(input.dataset.maxBytes);
-  const file = input.files && input.files[0];
-  const tooLarge = Boolean(max && file && file.size > max);
+// A message next to a field, as Django's own errors show (an empty message clears it).
+function setFieldError(input, message) {
   const id = `${input.id}_error`;
   const old = document.getElementById(id);
   if (old) old.remove();
   const describedBy = (input.getAttribute("aria-describedby") || "").split(" ")
     .filter((name) => name && name !== id);
   const group = input.closest(".field");
-  if (group) group.classList.toggle("has-error", tooLarge);
-  if (tooLarge) {
-    const list = document.createElement("ul");
+  if (group) group.classList.toggle("has-error", Boolean(message));
+  let list = null;
+  if (message) {
+    list = document.createElement("ul");
     list.className = "errorlist";
     list.id = id;
     const item = document.createElement("li");
-    item.textContent = input.dataset.tooLarge;
+    item.textContent = message;
     list.append(item);
     input.before(list);
     input.setAttribute("aria-invalid", "true");
@@ -48,6 +69,13 @@ function checkImageSize(input) {
   }
   if (describedBy.length) input.setAttribute("aria-describedby", describedBy.join(" "));
   else input.removeAttribute("aria-describedby");
+  return list;
+}
+function checkImageSize(input) {
+  const max = Number(input.dataset.maxBytes);
+  const file = input.files && input.files[0];
+  const tooLarge = Boolean(max && file && file.size > max);
+  setFieldError(input, tooLarge ? input.dataset.tooLarge : "");
   return tooLarge;
 }
 function imageTooLarge(form) {
@@ -71,6 +99,70 @@ document.addEventListener("submit", (event) => {
   }
 });
 
+// An image dropped on the image field's zone, or pasted (into the zone, or anywhere on the
+// page but a text field), goes into the field's own file input: the preview, the size check
+// and the form's sending (htmx or not) then work as for a file chosen in the picker.
+const DROP_ZONE = "[data-drop-zone]";
+const TEXT_FIELD = "textarea, [contenteditable], input:not([type=file], [type=checkbox], [type=radio], "
+  + "[type=button], [type=submit], [type=reset], [type=range], [type=color])";
+
+function takeImage(zone, file) {
+  const input = zone.querySelector("input[type=file]");
+  if (!input || !file) return;
+  const accepted = input.accept ? input.accept.split(",").map((type) => type.trim()) : [];
+  const isImage = accepted.length ? accepted.includes(file.type) : file.type.startsWith("image/");
+  if (!isImage) {
+    // Said at once (role=alert): a member who pasted with the keyboard hears it too.
+    setFieldError(input, fill(input.dataset.notImage, { name: file.name })).setAttribute("role", "alert");
+    return;
+  }
+  const transfer = new DataTransfer();
+  transfer.items.add(file);
+  input.files = transfer.files;
+  input.dispatchEvent(new Event("change", { bubbles: true }));
+}
+function dropZoneOf(event) {
+  const zone = event.target instanceof Element ? event.target.closest(DROP_ZONE) : null;
+  const carriesFiles = event.dataTransfer && [...event.dataTransfer.types].includes("Files");
+  return zone && carriesFiles && zone.classList.contains("ready") ? zone : null;
+}
+for (const type of ["dragenter", "dragover"]) {
+  document.addEventListener(type, (event) => {
+    const zone = dropZoneOf(event);
+    if (!zone) return;
+    event.preventDefault(); // lets the file be dropped here
+    event.dataTransfer.dropEffect = "copy";
+    zone.classList.add("dragging");
+  });
+}
+document.addEventListener("dragleave", (event) => {
+  const zone = dropZoneOf(event);
+  if (zone && !zone.contains(event.relatedTarget)) zone.classList.remove("dragging");
+});
+document.addEventListener("drop", (event) => {
+  const zone = dropZoneOf(event);
+  if (!zone) return;
+  event.preventDefault();
+  zone.classList.remove("dragging");
+  takeImage(zone, event.dataTransfer.files[0]);
+});
+document.addEventListener("paste", (event) => {
+  const target = event.target instanceof Element ? event.target : null;
+  const inZone = target && target.closest(DROP_ZONE);
+  const zone = inZone || (!(target && target.closest(TEXT_FIELD)) && document.querySelector(`${DROP_ZONE}.ready`));
+  const file = event.clipboardData && event.clipboardData.files[0];
+  if (!zone || !zone.classList.contains("ready") || !file || document.querySelector("dialog[open]")) return;
+  event.preventDefault();
+  takeImage(zone, file);
+});
+function setUpDropZones(root) {
+  if (typeof DataTransfer !== "function") return;
+  for (const zone of root.querySelectorAll(DROP_ZONE)) {
+    zone.classList.add("ready");
+    for (const hint of zone.querySelectorAll(".drop-hint")) hint.hidden = false;
+  }
+}
+
 // "Copy prompt": shown only where the clipboard can be used; the prompt stays selectable text.
 function setUpCopyButtons(root) {
   for (const button of root.querySelectorAll("[data-copy]")) {
@@ -87,9 +179,125 @@ function setUpCopyButtons(root) {
     });
   }
 }
-document.addEventListener("DOMContentLoaded", () => setUpCopyButtons(document));
+function setUp(root) {
+  setUpCopyButtons(root);
+  setUpDropZones(root);
+}
+document.addEventListener("DOMContentLoaded", () => setUp(document));
 // htmx:load fires for every piece of content htmx puts into the page.
-document.addEventListener("htmx:load", (event) => setUpCopyButtons(event.target));
+document.addEventListener("htmx:load", (event) => setUp(event.target));
+
+// The lightbox: a finished video large, with its prompt and actions, read from its card
+// when opened; the arrow keys (and Previous/Next) step through the finished videos of the
+// same list. Cards come and go with htmx (polls, new jobs, history pages and filters), so
+// everything here is delegated and found in the page when needed. Without JavaScript,
+// "View large" is the link to the video's page.
+(() => {
+  const TRIGGER = "a[data-lightbox-open]";
+  let shownCard = null; // the id of the card shown (a polled card is replaced, its id stays)
+  let opener = null;
+  let openerCard = null;
+
+  const lightbox = () => document.getElementById("lightbox");
+  const finishedCards = (card) => [...(card.closest(".job-list") || document).querySelectorAll(".job-card")]
+    .filter((each) => each.querySelector(TRIGGER) && each.querySelector("video"));
+  const stopVideo = (video) => {
+    video.pause();
+    video.removeAttribute("src");
+    video.removeAttribute("poster");
+    video.load(); // lets go of the file
+  };
+
+  function copyLink(link, from) {
+    link.hidden = !from;
+    if (from) link.href = from.href;
+    else link.removeAttribute("href");
+  }
+
+  function show(box, card) {
+    const cards = finishedCards(card);
+    const index = cards.indexOf(card);
+    const source = card.querySelector("video");
+    const video = box.querySelector("video");
+    const prompt = card.querySelector(".prompt a");
+    stopVideo(video);
+    // Read as the card has them now (its poster frame, where it has one).
+    if (source.poster) video.poster = source.poster;
+    video.src = source.currentSrc || source.src;
+    video.play().catch(() => {}); // a browser that does not start it leaves the controls to the member
+    box.querySelector("#lightbox-prompt").textContent = prompt ? prompt.textContent.trim() : "";
+    const params = card.querySelector(".params-line");
+    box.querySelector("[data-lightbox-params]").textContent = params ? params.textContent.replace(/\s+/g, " ").trim() : "";
+    copyLink(box.querySelector("[data-lightbox-detail]"), prompt);
+    copyLink(box.querySelector("[data-lightbox-download]"), card.querySelector("a[data-download]"));
+    copyLink(box.querySelector("[data-lightbox-remix]"), card.querySelector("a[data-remix]"));
+    box.querySelector("[data-lightbox-position]").textContent = cards.length > 1
+      ? fill(box.dataset.position, { n: index + 1, total: cards.length }) : "";
+    for (const button of box.querySelectorAll("[data-lightbox-step]")) {
+      const to = index + Number(button.dataset.lightboxStep);
+      button.hidden = cards.length < 2;
+      // aria-disabled, not disabled: a button stays focusable at the end of the list.
+      button.setAttribute("aria-disabled", String(to < 0 || to >= cards.length));
+    }
+    shownCard = card.id;
+  }
+
+  function step(box, delta) {
+    const card = document.getElementById(shownCard);
+    if (!card) return;
+    const cards = finishedCards(card);
+    const next = cards[cards.indexOf(card) + delta];
+    if (next) show(box, next);
+  }
+
+  document.addEventListener("click", (event) => {
+    const box = lightbox();
+    const target = event.target instanceof Element ? event.target : null;
+    if (!box || !target || typeof box.showModal !== "function") return;
+    const trigger = target.closest(TRIGGER);
+    if (trigger) {
+      // A new tab or window is asked for as with any link.
+      if (event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return;
+      const card = trigger.closest(".job-card");
+      if (!card || !card.querySelector("video")) return;
+      event.preventDefault();
+      for (const video of document.querySelectorAll(".job-card video")) video.pause();
+      opener = trigger;
+      openerCard = card.id;
+      show(box, card);
+      box.showModal();
+      return;
+    }
+    if (!box.open) return;
+    const stepButton = target.closest("[data-lightbox-step]");
+    if (stepButton && stepButton.getAttribute("aria-disabled") !== "true") {
+      step(box, Number(stepButton.dataset.lightboxStep));
+    } else if (target.closest("[data-lightbox-close]") || target === box) {
+      box.close(); // the dialog itself is hit only outside its content: the backdrop
+    }
+  });
+
+  document.addEventListener("keydown", (event) => {
+    const box = lightbox();
+    if (!box || !box.open || event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    const delta = { ArrowLeft: -1, ArrowRight: 1 }[event.key];
+    if (!delta) return;
+    event.preventDefault();
+    step(box, delta);
+  });
+
+  // Escape, Close or the backdrop: the video stops, and focus goes back to what opened it
+  // (or, where a poll replaced that card, to the same card's trigger).
+  document.addEventListener("close", (event) => {
+    const box = lightbox();
+    if (event.target !== box) return;
+    stopVideo(box.querySelector("video"));
+    const card = document.getElementById(openerCard);
+    const back = opener && opener.isConnected ? opener : card && card.querySelector(TRIGGER);
+    if (back) back.focus();
+    opener = null;
+  }, true);
+})();
 
 // The history's search box asks as the member types (its "input" trigger). Its
 // "change" on leaving the box would ask the same again and swap the results just as
@@ -194,7 +402,6 @@ document.addEventListener("change", (event) => {
   const [secondsOnly, minutes, hours] = JSON.parse(body.dataset.elapsedFormats);
   // The server's clock, not this machine's: the offset measured when the page came.
   const offset = Date.parse(body.dataset.since) - Date.now();
-  const fill = (format, values) => format.replace(/%\((\w)\)[ds]/g, (_, name) => String(values[name]));
   const words = (s) => s < 60 ? fill(secondsOnly, { s })
     : s < 3600 ? fill(minutes, { m: Math.floor(s / 60), s: s % 60 })
     : fill(hours, { h: Math.floor(s / 3600), m: Math.floor((s % 3600) / 60) });
