@@ -61,7 +61,7 @@ for prompt in {prompts!r}:
 
 
 @pytest.fixture(scope="module")
-def members(portal):  # noqa: F811
+def members(portal):
     """Members of this module's portal: ivan makes videos from images, lena and mira have
     finished videos for the lightbox (three on lena's dashboard, 26 in mira's history)."""
     _, env = portal
@@ -73,7 +73,7 @@ def members(portal):  # noqa: F811
         name="mira", prompts=HARBOUR))
 
 
-def open_page(browser, base: str, username: str, viewport=DESKTOP):  # noqa: F811
+def open_page(browser, base: str, username: str, viewport=DESKTOP):
     """A signed-in page, and the list its console's errors (and uncaught exceptions) go to."""
     page = browser.new_page(viewport=viewport)
     errors = []
@@ -159,7 +159,7 @@ def animate(page, prompt: str) -> None:
     wait_for_playable_video(page, f".job-card.status-done:has-text('{prompt}')")
 
 
-def test_an_image_dropped_on_the_field_is_previewed_with_its_size_and_animated(portal, browser, members):  # noqa: F811
+def test_an_image_dropped_on_the_field_is_previewed_with_its_size_and_animated(portal, browser, members):
     base, _ = portal
     page, errors = open_page(browser, base, "ivan")
     page.goto(f"{base}/?mode=image")
@@ -184,7 +184,7 @@ def test_an_image_dropped_on_the_field_is_previewed_with_its_size_and_animated(p
     page.close()
 
 
-def test_an_image_pasted_on_the_page_is_previewed_with_its_size_and_animated(portal, browser, members):  # noqa: F811
+def test_an_image_pasted_on_the_page_is_previewed_with_its_size_and_animated(portal, browser, members):
     base, _ = portal
     page, errors = open_page(browser, base, "ivan")
     page.goto(f"{base}/?mode=image")
@@ -210,7 +210,7 @@ def test_an_image_pasted_on_the_page_is_previewed_with_its_size_and_animated(por
     page.close()
 
 
-def test_a_dropped_file_that_is_no_image_is_refused_next_to_the_field(portal, browser, members):  # noqa: F811
+def test_a_dropped_file_that_is_no_image_is_refused_next_to_the_field(portal, browser, members):
     base, _ = portal
     page, errors = open_page(browser, base, "ivan")
     posts = image_posts(page)
@@ -237,7 +237,7 @@ def test_a_dropped_file_that_is_no_image_is_refused_next_to_the_field(portal, br
     page.close()
 
 
-def test_a_dropped_image_over_the_limit_is_refused_before_sending(portal, browser, members):  # noqa: F811
+def test_a_dropped_image_over_the_limit_is_refused_before_sending(portal, browser, members):
     base, _ = portal
     page, errors = open_page(browser, base, "ivan")
     posts = image_posts(page)
@@ -290,7 +290,7 @@ def focus_in_lightbox(page) -> bool:
     return page.evaluate("document.getElementById('lightbox').contains(document.activeElement)")
 
 
-def test_the_lightbox_steps_through_the_dashboards_finished_videos(portal, browser, members):  # noqa: F811
+def test_the_lightbox_steps_through_the_dashboards_finished_videos(portal, browser, members):
     base, _ = portal
     page, errors = open_page(browser, base, "lena")
     cards = page.locator("#job-list .job-card.status-done")
@@ -355,7 +355,7 @@ def test_the_lightbox_steps_through_the_dashboards_finished_videos(portal, brows
     page.close()
 
 
-def test_the_lightbox_fits_a_phone_and_a_laptop(portal, browser, members):  # noqa: F811
+def test_the_lightbox_fits_a_phone_and_a_laptop(portal, browser, members):
     base, _ = portal
     for viewport in (PHONE, DESKTOP):
         page, errors = open_page(browser, base, "lena", viewport=viewport)
@@ -381,7 +381,7 @@ def test_the_lightbox_fits_a_phone_and_a_laptop(portal, browser, members):  # no
         page.close()
 
 
-def test_the_lightbox_works_on_history_pages_and_filters_swapped_in(portal, browser, members):  # noqa: F811
+def test_the_lightbox_works_on_history_pages_and_filters_swapped_in(portal, browser, members):
     base, _ = portal
     page, errors = open_page(browser, base, "mira")
     page.goto(f"{base}/history/?member=me")

@@ -32,7 +32,7 @@ credential.save()
 """)
 
 
-def test_a_running_card_shows_progress_and_the_done_card_a_poster(portal, browser):  # noqa: F811
+def test_a_running_card_shows_progress_and_the_done_card_a_poster(portal, browser):
     base, env = portal
     member_with_a_slow_key(env, "ivy", 12)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
@@ -94,7 +94,7 @@ def test_a_running_card_shows_progress_and_the_done_card_a_poster(portal, browse
     page.close()
 
 
-def test_a_running_image_job_shows_its_source_image(portal, browser, tmp_path):  # noqa: F811
+def test_a_running_image_job_shows_its_source_image(portal, browser, tmp_path):
     base, env = portal
     member_with_a_slow_key(env, "jude", 15)
     picture = tmp_path / "dunes.png"
@@ -116,7 +116,7 @@ def test_a_running_image_job_shows_its_source_image(portal, browser, tmp_path): 
     page.close()
 
 
-def test_videos_far_below_the_fold_fetch_neither_poster_nor_video(portal, browser):  # noqa: F811
+def test_videos_far_below_the_fold_fetch_neither_poster_nor_video(portal, browser):
     base, env = portal
     django_shell(env, """
 from pathlib import Path
