@@ -1,15 +1,18 @@
 """Staff views of the portal's data. API keys appear only as their last four characters."""
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
+from django.views.decorators.debug import sensitive_variables
 
 from generations import queue
-from generations.models import ApiCredential, Generation
+from generations.models import ApiCredential, Generation, KeyGrant, TeamKey
 
 
 @admin.register(ApiCredential)
@@ -27,6 +30,85 @@ class ApiCredentialAdmin(admin.ModelAdmin):
     def has_add_permission(self, request) -> bool:
         # A key is added by its owner, who proves it with a balance call.
         return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(user__isnull=False)
+
+
+class TeamKeyForm(forms.ModelForm):
+    """A team key's settings; the key itself is typed in, stored encrypted and never shown."""
+
+    api_key = forms.CharField(
+        label=_("PixVerse API key"), required=False, strip=True, max_length=200,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
+        help_text=_("Stored encrypted; only its last four characters are shown again. "
+                    "Leave empty to keep the current key."))
+
+    class Meta:
+        model = TeamKey
+        fields = ["name", "api_key", "concurrency", "default_monthly_limit", "grant_new_members"]
+
+    def clean(self):
+        data = super().clean()
+        if not self.instance.pk and not data.get("api_key"):
+            self.add_error("api_key", _("A new team key needs its key."))
+        if not data.get("name"):
+            self.add_error("name", _("A team key needs a name members recognise."))
+        return data
+
+
+class KeyGrantInline(admin.TabularInline):
+    model = KeyGrant
+    extra = 1
+    fields = ["member", "monthly_limit", "spent", "created"]
+    readonly_fields = ["spent", "created"]
+    autocomplete_fields = ["member"]
+    verbose_name = _("member who may use this key")
+    verbose_name_plural = _("members who may use this key")
+
+    @admin.display(description=_("spent this month"))
+    def spent(self, grant: KeyGrant) -> str:
+        return str(grant.spent_this_month()) if grant.pk else "—"
+
+
+@admin.register(TeamKey)
+class TeamKeyAdmin(admin.ModelAdmin):
+    """The team's PixVerse keys: who may spend from them and how much, their health and balance."""
+
+    form = TeamKeyForm
+    inlines = [KeyGrantInline]
+    list_display = ["name", "masked", "health", "credits", "members", "default_monthly_limit", "updated"]
+    search_fields = ["name", "last4"]
+    readonly_fields = ["masked", "health", "credits", "created", "updated"]
+
+    @admin.display(description=_("key"))
+    def masked(self, key: TeamKey) -> str:
+        return key.masked if key.pk else "—"
+
+    @admin.display(description=_("health"))
+    def health(self, key: TeamKey) -> str:
+        if key.broken_at:
+            return _("refused by PixVerse since %(when)s: %(error)s") % {
+                "when": key.broken_at.strftime("%Y-%m-%d %H:%M"), "error": key.broken_error}
+        return _("working") if key.verified_at or key.balance_read_at else _("not checked yet")
+
+    @admin.display(description=_("credits"))
+    def credits(self, key: TeamKey) -> str:
+        balance = key.balance
+        return "—" if balance is None else str(balance.total)
+
+    @admin.display(description=_("members"))
+    def members(self, key: TeamKey) -> int:
+        return key.grants.count()
+
+    @sensitive_variables("raw_key")
+    def save_model(self, request, obj: TeamKey, form, change: bool) -> None:
+        raw_key = form.cleaned_data.get("api_key")
+        if raw_key:
+            obj.set_key(raw_key)  # the balance is read in the background (want_balance below)
+        super().save_model(request, obj, form, change)
+        ApiCredential.want_balance(obj.key_hash)
+        transaction.on_commit(queue.kick_scheduler)
 
 
 class ApiCredentialInline(admin.StackedInline):

@@ -105,12 +105,45 @@ class GenerationForm(forms.Form):
     # same form sent twice makes one job (generations/views.py, _job_code).
     submission = forms.UUIDField(required=False, widget=forms.HiddenInput, initial=uuid.uuid4)
 
+    # Which key pays: shown when the member has more than one (generations/keys.py).
+    key = forms.ChoiceField(label=_("Pay with"), required=False)
+
     kind = "text"
 
-    def __init__(self, *args, balance: int | None = None, **kwargs):
+    def __init__(self, *args, balance: int | None = None, keys=None, **kwargs):
+        """balance: the known balance of the member's own key; keys: the KeyChoices they may use."""
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
-        self.known_balance = balance
+        self.keys = list(keys or [])
+        self.fields["key"].choices = [(choice.value, choice.label) for choice in self.keys]
+        if len(self.keys) < 2:
+            self.fields["key"].widget = forms.HiddenInput()
+        self.own_balance = balance
+
+    def chosen_key(self):
+        """The KeyChoice the form names (what it was sent with, else its initial value), or None."""
+        value = self["key"].value()
+        return next((choice for choice in self.keys if choice.value == value), None) or (
+            self.keys[0] if len(self.keys) == 1 else None)
+
+    @property
+    def known_balance(self) -> int | None:
+        """The chosen key's balance as last read; the member's own otherwise."""
+        choice = self.chosen_key()
+        if choice is None or not choice.is_team:
+            return self.own_balance
+        balance = choice.credential.balance
+        return balance.total if balance else None
+
+    def clean_key(self):
+        choice = self.chosen_key()
+        if self.keys and choice is None:
+            raise ValidationError(_("Choose a key to pay with."), code="key")
+        if choice is not None and choice.credential.broken_at:
+            raise ValidationError(_("PixVerse refuses this key (%(error)s). Choose another one, or ask "
+                                    "staff to replace it.") % {"error": choice.credential.broken_error},
+                                  code="key_broken")
+        return choice
 
     def clean(self):
         data = super().clean()
@@ -127,6 +160,12 @@ class GenerationForm(forms.Form):
                 _("This video costs %(cost)s credits; your PixVerse balance is %(balance)s."),
                 params={"cost": cost, "balance": self.known_balance}, code="balance",
             )
+        from generations.keys import LimitReached, check_limit
+
+        try:
+            check_limit(data.get("key"), cost)
+        except LimitReached as refused:
+            self.add_error("key" if len(self.keys) > 1 else None, refused.message)
         return data
 
     def combination_problems(self) -> list[tuple[str, str]]:
@@ -151,7 +190,10 @@ class GenerationForm(forms.Form):
         cost = self.cost()
         balance = self.known_balance
         problems = [] if cost is not None else [message for _field, message in self.combination_problems()]
-        return {"cost": cost, "balance": balance, "problems": problems,
+        choice = self.chosen_key()
+        left = choice.left_this_month() if choice else None
+        return {"cost": cost, "balance": balance, "problems": problems, "key": choice, "left": left,
+                "over_limit": cost is not None and left is not None and cost > left,
                 "over_balance": cost is not None and balance is not None and cost > balance}
 
     def cost(self) -> int | None:
@@ -181,6 +223,7 @@ class GenerationForm(forms.Form):
             "quality": data["quality"], "duration": data["duration"],
             "aspect_ratio": data.get("aspect_ratio") or "", "motion_mode": data.get("motion_mode") or "",
             "seed": data.get("seed"), "style": data.get("style") or "", "credits": self.cost(),
+            "team_key": choice.credential if (choice := data.get("key")) and choice.is_team else None,
         }
 
 

@@ -635,6 +635,7 @@ def _submission_failed(generation: Generation, error: PixVerseError, token, *,
                            token=token)
     elif isinstance(error, InvalidKey):
         generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code, token=token)
+        key_refused(generation.key_hash, error)
     elif isinstance(error, NoCredits):
         generation.mark_failed(Generation.Reason.NO_CREDITS, code=error.err_code, token=token)
     elif isinstance(error, ModerationFailed):
@@ -674,6 +675,7 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
         raise
     except InvalidKey as error:
         generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code, token=token)
+        key_refused(generation.key_hash, error)
         return
     except VideoNotFound as error:
         if generation.misses + 1 >= NOT_FOUND_READS:
@@ -779,8 +781,21 @@ def read_balance(key_hash: str) -> None:
         return
     except PixVerseError as error:
         ApiCredential.record_balance(key_hash, None, error=error.kind)
+        if isinstance(error, InvalidKey):
+            key_refused(key_hash, error)
         return
     ApiCredential.record_balance(key_hash, balance)
+    ApiCredential.mark_working(key_hash)
+
+
+def key_refused(key_hash: str, error: PixVerseError) -> None:
+    """PixVerse says the key is invalid: mark it broken, and fail its jobs not yet sent
+    with that reason rather than send each one to hear the same."""
+    ApiCredential.mark_broken(key_hash, f"{error.err_code} {error.err_msg}".strip())
+    waiting = Generation.objects.filter(key_hash=key_hash, status=Generation.Status.QUEUED,
+                                        video_id__isnull=True, maybe_submitted=False, claimed_by__isnull=True)
+    for generation in waiting:
+        generation.mark_failed(Generation.Reason.INVALID_KEY, code=error.err_code)
 
 
 # --- Keeping our own copy -------------------------------------------------------------------

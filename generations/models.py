@@ -2,12 +2,12 @@
 
 import math
 import uuid
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models, transaction
-from django.db.models.signals import post_delete
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -35,16 +35,33 @@ class RateLimitSlot(models.Model):
 
 
 class ApiCredential(models.Model):
-    """A member's own PixVerse key, encrypted at rest; only its last four characters show.
+    """A PixVerse key, encrypted at rest; only its last four characters show.
 
+    A member's own key has its member; a team key (staff add it, members they
+    allow spend from it, see KeyGrant) has none, and a name instead.
     The key is decrypted only to build a PixVerseClient (client()); nothing
     else reads it, so it cannot reach a page, a log line or a task argument.
     """
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="pixverse_credential",
-        verbose_name=_("member"),
+        verbose_name=_("member"), null=True, blank=True,
     )
+    name = models.CharField(_("name"), max_length=100, blank=True,
+                            help_text=_("A team key's name, as members see it in the form."))
+    concurrency = models.PositiveSmallIntegerField(
+        _("videos at once"), null=True, blank=True,
+        help_text=_("The PixVerse plan's limit of videos generating at once, if known."))
+    default_monthly_limit = models.PositiveIntegerField(
+        _("default monthly limit"), null=True, blank=True,
+        help_text=_("Credits per month for members given this key without a limit of their own; "
+                    "empty: no limit."))
+    grant_new_members = models.BooleanField(
+        _("give to new members"), default=False,
+        help_text=_("Every new member may use this key, with the default monthly limit."))
+    # PixVerse refused the key (invalid key): when, and what it said. A new key clears it.
+    broken_at = models.DateTimeField(_("refused by PixVerse"), null=True, blank=True, editable=False)
+    broken_error = models.CharField(_("refusal"), max_length=200, blank=True, editable=False)
     encrypted_key = models.TextField(editable=False)
     last4 = models.CharField(_("key ends with"), max_length=4, editable=False)
     verified_at = models.DateTimeField(_("verified"), null=True, blank=True)
@@ -72,7 +89,7 @@ class ApiCredential(models.Model):
         verbose_name_plural = _("PixVerse keys")
 
     def __str__(self) -> str:
-        return f"…{self.last4}"
+        return f"{self.name} …{self.last4}" if self.is_team else f"…{self.last4}"
 
     def __repr__(self) -> str:
         return f"<ApiCredential user={self.user_id} …{self.last4}>"
@@ -81,6 +98,28 @@ class ApiCredential(models.Model):
     def masked(self) -> str:
         return f"••••{self.last4}"
 
+    @property
+    def is_team(self) -> bool:
+        return self.user_id is None
+
+    @property
+    def label(self) -> str:
+        """How a job and the form name the key: 'Studio key ••••1234' or 'Your own key ••••ABCD'."""
+        if self.is_team:
+            return f"{self.name} {self.masked}"
+        return _("Your own key %(masked)s") % {"masked": self.masked}
+
+    @classmethod
+    def mark_broken(cls, key_hash: str, error: str) -> int:
+        """PixVerse refused this key: every copy of it says so, from the first refusal on."""
+        return cls.objects.filter(key_hash=key_hash, broken_at__isnull=True).update(
+            broken_at=timezone.now(), broken_error=error[:200])
+
+    @classmethod
+    def mark_working(cls, key_hash: str) -> int:
+        return cls.objects.filter(key_hash=key_hash, broken_at__isnull=False).update(
+            broken_at=None, broken_error="")
+
     @sensitive_variables("raw_key")
     def set_key(self, raw_key: str) -> None:
         from generations.ratelimit import key_fingerprint
@@ -88,6 +127,7 @@ class ApiCredential(models.Model):
         raw_key = raw_key.strip()
         self.encrypted_key = crypto.encrypt(raw_key)
         self.last4 = raw_key[-4:]
+        self.broken_at, self.broken_error = None, ""
         if key_fingerprint(raw_key) != self.key_hash:
             self.key_hash = key_fingerprint(raw_key)
             self.credit_monthly = self.credit_package = self.balance_read_at = None
@@ -153,10 +193,83 @@ class ApiCredential(models.Model):
         return True
 
 
+class TeamKeyManager(models.Manager):
+    def get_queryset(self):
+        return super().get_queryset().filter(user__isnull=True)
+
+
+class TeamKey(ApiCredential):
+    """The team's keys (ApiCredential rows without a member), for the admin."""
+
+    objects = TeamKeyManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = _("team key")
+        verbose_name_plural = _("team keys")
+
+
+def month_start(now=None):
+    """The first moment of this calendar month (UTC): monthly limits start again then."""
+    now = (now or timezone.now()).astimezone(UTC)
+    return now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+class KeyGrant(models.Model):
+    """A member may spend from a team key, up to a monthly limit of credits."""
+
+    member = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="key_grants",
+                               verbose_name=_("member"))
+    key = models.ForeignKey(ApiCredential, on_delete=models.CASCADE, related_name="grants",
+                            limit_choices_to={"user__isnull": True}, verbose_name=_("team key"))
+    monthly_limit = models.PositiveIntegerField(
+        _("monthly limit"), null=True, blank=True,
+        help_text=_("Credits per calendar month (UTC); empty: the key's default, or no limit."))
+    created = models.DateTimeField(_("given"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("team key for a member")
+        verbose_name_plural = _("team keys for members")
+        constraints = [models.UniqueConstraint(fields=["member", "key"], name="one_grant_per_member_and_key")]
+
+    def __str__(self) -> str:
+        return f"{self.member} → {self.key}"
+
+    @property
+    def limit(self) -> int | None:
+        return self.monthly_limit if self.monthly_limit is not None else self.key.default_monthly_limit
+
+    def spent_this_month(self) -> int:
+        """Credits this member's jobs on this key hold this month: spent, or reserved while running."""
+        jobs = Generation.objects.filter(owner_id=self.member_id, team_key_id=self.key_id,
+                                         created__gte=month_start())
+        return jobs.holding_credits().aggregate(total=models.Sum("credits"))["total"] or 0
+
+    def left_this_month(self) -> int | None:
+        return None if self.limit is None else max(0, self.limit - self.spent_this_month())
+
+
+@receiver(post_save, sender=settings.AUTH_USER_MODEL)
+def _give_new_members_their_team_keys(sender, instance, created: bool, **kwargs) -> None:
+    """A new member may use the team keys meant for everyone (with each key's default limit)."""
+    if created and not kwargs.get("raw"):
+        KeyGrant.objects.bulk_create(
+            [KeyGrant(member=instance, key=key) for key in TeamKey.objects.filter(grant_new_members=True)],
+            ignore_conflicts=True)
+
+
 class GenerationQuerySet(models.QuerySet):
     def visible_to(self, user) -> "GenerationQuerySet":
         """What a member may see: the team's shared jobs and their own private ones."""
         return self.filter(models.Q(is_private=False) | models.Q(owner=user))
+
+    def holding_credits(self) -> "GenerationQuerySet":
+        """Jobs whose credits count against a limit: reserved from creation on, given back
+        when PixVerse refunds them (moderation) or never took the job."""
+        never_taken = (models.Q(status__in=[Generation.Status.FAILED, Generation.Status.TIMED_OUT,
+                                            Generation.Status.CANCELLED])
+                       & models.Q(video_id__isnull=True, maybe_submitted=False))
+        return self.exclude(status=Generation.Status.MODERATED).exclude(never_taken)
 
 
 def _source_path(generation: "Generation", filename: str) -> str:
@@ -298,6 +411,11 @@ class Generation(models.Model):
     # The key that pays (its one-way name, ApiCredential.key_hash): jobs are
     # scheduled per key, at 1 request/s shared by everyone who uses it.
     key_hash = models.CharField(max_length=64, blank=True, editable=False)
+    # The team key that pays, when it is one (its monthly limits count this job), and
+    # the key's name as it was, which stays when the key is replaced or removed.
+    team_key = models.ForeignKey(ApiCredential, on_delete=models.SET_NULL, null=True, blank=True,
+                                 related_name="team_jobs", editable=False, verbose_name=_("team key"))
+    paid_with = models.CharField(_("paid with"), max_length=120, blank=True, editable=False)
     # When the job's next step is due: its submission, its next status read, or
     # the copy of its video. None: nothing left to do.
     next_attempt_at = models.DateTimeField(null=True, blank=True)
@@ -342,9 +460,12 @@ class Generation(models.Model):
         self.prompt_folded = f"{self.prompt}\n{self.negative_prompt}".casefold()
         if self._state.adding:
             # A new job goes on the key of its owner unless one was chosen, and is due at once.
+            if self.team_key_id and not self.key_hash:
+                self.key_hash, self.paid_with = self.team_key.key_hash, self.team_key.label
             if not self.key_hash:
-                self.key_hash = ApiCredential.objects.filter(user_id=self.owner_id).values_list(
-                    "key_hash", flat=True).first() or ""
+                own = ApiCredential.objects.filter(user_id=self.owner_id).first()
+                if own is not None:
+                    self.key_hash, self.paid_with = own.key_hash, own.label
             if self.next_attempt_at is None and self.status == self.Status.QUEUED:
                 self.next_attempt_at = self.created
         if kwargs.get("update_fields") is not None and "prompt" in kwargs["update_fields"]:
@@ -613,7 +734,7 @@ class Generation(models.Model):
         """
         fields = ("owner", "kind", "prompt", "negative_prompt", "model", "quality", "duration",
                   "aspect_ratio", "motion_mode", "seed", "style", "credits", "source_image",
-                  "is_private")
+                  "is_private", "team_key")
         again = {name: getattr(self, name) for name in fields}
         if self.maybe_submitted and self.video_id is None:
             again.update(trace_id=self.trace_id, img_id=self.img_id, key_hash=self.key_hash,

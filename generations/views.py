@@ -34,7 +34,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, cards, media, queue
+from generations import accounts, cards, keys, media, queue
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
@@ -105,6 +105,10 @@ def _reusable(request: HttpRequest):
     return Generation.objects.visible_to(request.user)
 
 
+def _keys(request: HttpRequest) -> list:
+    return keys.choices_for(request.user)
+
+
 def _known_total(request: HttpRequest) -> int | None:
     credential = _credential(request)
     balance = credential.balance if credential else None
@@ -113,13 +117,15 @@ def _known_total(request: HttpRequest) -> int | None:
 
 def _dashboard_context(request: HttpRequest, start_from: Generation | None = None, **forms) -> dict:
     known = _known_total(request)
-    initial = TextToVideoForm.initial_from(start_from) if start_from else None
+    choices = _keys(request)
+    initial = {**(TextToVideoForm.initial_from(start_from) if start_from else {}),
+               "key": keys.remembered_choice(request.user, choices)}
     return {
         **_balance(request),
-        "has_key": _credential(request) is not None,
-        "text_form": forms.get("text_form") or TextToVideoForm(balance=known, initial=initial),
+        "has_key": bool(choices),
+        "text_form": forms.get("text_form") or TextToVideoForm(balance=known, keys=choices, initial=initial),
         "image_form": forms.get("image_form") or ImageToVideoForm(
-            balance=known, initial=initial, sources=_reusable(request)),
+            balance=known, keys=choices, initial=initial, sources=_reusable(request)),
         "active_form": forms.get("active_form", "text"),
         "generations": Generation.objects.filter(owner=request.user)[:RECENT_JOBS],
         "recent_jobs": RECENT_JOBS,
@@ -153,7 +159,7 @@ def balance_panel(request: HttpRequest) -> HttpResponse:
 @require_GET
 def estimate(request: HttpRequest) -> HttpResponse:
     """The cost of the settings in the form so far (HTMX, while the member edits)."""
-    form = TextToVideoForm(request.GET, balance=_known_total(request))
+    form = TextToVideoForm(request.GET, balance=_known_total(request), keys=_keys(request))
     return render(request, "generations/dashboard.html#estimate", {"estimate": form.estimate()})
 
 
@@ -185,7 +191,7 @@ def image_too_large(request: HttpRequest) -> HttpResponse:
     typed; without JavaScript the page says to go back, where the browser has
     kept the form as it was. (portal.js refuses such a file before sending it.)
     """
-    form = ImageToVideoForm(balance=_known_total(request), sources=_reusable(request))
+    form = ImageToVideoForm(balance=_known_total(request), sources=_reusable(request), keys=_keys(request))
     form.refuse_image()
     if request.htmx:
         response = render(request, "generations/dashboard.html#image-field", {"form": form}, status=413)
@@ -231,26 +237,36 @@ def _store_generation(request: HttpRequest, form, name: str, code: uuid.UUID | N
     return generation
 
 
+def _refused_form(request: HttpRequest, form, name: str) -> HttpResponse:
+    if request.htmx:
+        # The form comes back in place, with each error next to its field
+        # and everything the member typed still in it.
+        response = render(request, "generations/dashboard.html#generation-form",
+                          {"form": form, "kind": name}, status=400)
+        return reswap(retarget(response, f"#{name}-form"), "outerHTML")
+    context = _dashboard_context(request, **{f"{name}_form": form, "active_form": name})
+    return render(request, "generations/dashboard.html", context, status=400)
+
+
 def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
     # The known balance, as read in the background: a submission makes no PixVerse call.
     extra = {"sources": _reusable(request)} if name == "image" else {}
-    form = form_class(request.POST, request.FILES, balance=_known_total(request), **extra)
-    if _credential(request) is None:
+    choices = _keys(request)
+    form = form_class(request.POST, request.FILES, balance=_known_total(request), keys=choices, **extra)
+    if not choices:
         form.add_error(None, _("Add your PixVerse API key in Settings first."))
     if not form.is_valid():
-        if request.htmx:
-            # The form comes back in place, with each error next to its field
-            # and everything the member typed still in it.
-            response = render(request, "generations/dashboard.html#generation-form",
-                              {"form": form, "kind": name}, status=400)
-            return reswap(retarget(response, f"#{name}-form"), "outerHTML")
-        context = _dashboard_context(request, **{f"{name}_form": form, "active_form": name})
-        return render(request, "generations/dashboard.html", context, status=400)
+        return _refused_form(request, form, name)
     code = _job_code(request, form)
     generation = _sent_before(request, code)
     if generation is None:
         try:
-            generation = _store_generation(request, form, name, code)
+            # The limit is checked again under a lock: another job may just have taken the credits.
+            generation = keys.reserve(form.cleaned_data.get("key"), form.cost(),
+                                      lambda: _store_generation(request, form, name, code))
+        except keys.LimitReached as refused:
+            form.add_error("key" if len(choices) > 1 else None, refused.message)
+            return _refused_form(request, form, name)
         except IntegrityError:
             # The same form, sent at the same moment: the other post stored the job.
             generation = _sent_before(request, code)
@@ -315,8 +331,16 @@ def card(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
-    """Try again with the same settings, as a new job with its own trace id."""
-    generation = _get_own_generation(request, code).retry()
+    """Try again with the same settings (and key), as a new job with its own trace id."""
+    original = _get_own_generation(request, code)
+    try:
+        choice = keys.choice_for_job(request.user, original)
+        generation = keys.reserve(choice, original.credits, original.retry)
+    except keys.LimitReached as refused:
+        if request.htmx:
+            return render(request, "generations/dashboard.html#job-refused", {"message": refused.message})
+        messages.error(request, refused.message)
+        return redirect("dashboard")
     _start_worker(request)
     return _card(request, generation) if request.htmx else redirect("dashboard")
 
@@ -506,6 +530,7 @@ def api_key(request: HttpRequest) -> HttpResponse:
             if balance := _check_key(credential.client(max_wait=WEB_MAX_WAIT), form):
                 ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
                 ApiCredential.record_balance(credential.key_hash, balance)
+                ApiCredential.mark_working(credential.key_hash)
                 _say_key_accepted(request, balance, _("PixVerse accepts your key: %(credits)s credits."))
             else:
                 messages.error(request, " ".join(form.errors.get("api_key", [])))
