@@ -243,3 +243,24 @@ Generation.objects.create(owner=user, kind="text", prompt="A tram at noon", mode
     page.locator(".job-card .prompt a", has_text="A tram at noon").click()
     expect(page.locator(".facts")).to_contain_text("2 p.m. CEST")
     context.close()
+
+
+def test_a_long_prompt_is_clamped_on_its_card_and_whole_on_its_page(portal, browser):
+    base, env = portal
+    django_shell(env, MEMBERS + """
+from django.utils import timezone
+from generations.models import Generation
+user = member("uma")
+prompt = ("A very long prompt about a winding river " * 60)[:2048]
+Generation.objects.create(owner=user, kind="text", prompt=prompt, model="v5", quality="360p", duration=5,
+                          credits=45, status="done", finished_at=timezone.now())
+""")
+    page = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(page, base, "uma")
+    prompt = page.locator(".job-card .prompt").first
+    assert prompt.bounding_box()["height"] < 100  # three lines, not several screens
+    prompt.locator("a").click()
+    page.wait_for_url("**/generations/**")
+    whole = ("A very long prompt about a winding river " * 60)[:2048].strip()
+    assert page.locator("#prompt-text").inner_text() == whole
+    page.close()
