@@ -1,18 +1,26 @@
 """Staff views of the portal's data. API keys appear only as their last four characters."""
 
+from datetime import timedelta
+
 from django import forms
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from generations import queue
-from generations.models import ApiCredential, Generation, KeyGrant, TeamKey
+from generations import queue, roles
+from generations.models import ApiCredential, Generation, Invitation, KeyGrant, TeamKey
 
 
 @admin.register(ApiCredential)
@@ -136,8 +144,36 @@ class MemberAdmin(UserAdmin):
     """Django's user admin, with each member's PixVerse key state (never the key)."""
 
     inlines = [ApiCredentialInline]
-    list_display = ["username", "email", "is_staff", "is_active", "pixverse_key", "last_login"]
+    list_display = ["username", "email", "role", "is_active", "pixverse_key", "last_login"]
     list_select_related = ["pixverse_credential"]
+    list_filter = ["groups", "is_active"]
+    actions = ["make_admin", "make_member", "make_guest"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("groups")
+
+    @admin.display(description=_("role"))
+    def role(self, user) -> str:
+        role = roles.role_of(user)
+        return role.label if role else "—"
+
+    def _set_role(self, request, users, role: roles.Role) -> None:
+        for user in users:
+            roles.set_role(user, role)
+        done = ngettext("%(n)d member is now %(role)s.", "%(n)d members are now %(role)s.", len(users))
+        self.message_user(request, done % {"n": len(users), "role": role.label})
+
+    @admin.action(description=_("Make admin"), permissions=["change"])
+    def make_admin(self, request, queryset):
+        self._set_role(request, list(queryset), roles.Role.ADMIN)
+
+    @admin.action(description=_("Make member"), permissions=["change"])
+    def make_member(self, request, queryset):
+        self._set_role(request, list(queryset.exclude(pk=request.user.pk)), roles.Role.MEMBER)
+
+    @admin.action(description=_("Make guest"), permissions=["change"])
+    def make_guest(self, request, queryset):
+        self._set_role(request, list(queryset.exclude(pk=request.user.pk)), roles.Role.GUEST)
 
     @admin.display(description=_("PixVerse key"))
     def pixverse_key(self, user) -> str:
@@ -199,3 +235,49 @@ class GenerationAdmin(admin.ModelAdmin):
         if done < chosen:
             skipped = _("The others were skipped: the action needs jobs that are %(needed)s.")
             self.message_user(request, skipped % {"needed": needed}, messages.WARNING)
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invite people by e-mail (with sign-up off, the way in): a one-time link, valid a few days."""
+
+    list_display = ["email", "role", "state", "invited_by", "created", "expires_at", "accepted_by"]
+    list_filter = ["role", "created"]
+    search_fields = ["email"]
+    fields = ["email", "role", "expires_at"]
+    actions = ["send_again"]
+
+    def save_model(self, request, obj: Invitation, form, change: bool) -> None:
+        if not change:
+            obj.invited_by = request.user
+            obj.issued_link = self._send(request, obj)
+        super().save_model(request, obj, form, change)
+
+    def _send(self, request, invitation: Invitation) -> str:
+        token = invitation.new_token()
+        link = request.build_absolute_uri(reverse("accept-invitation", args=[token]))
+        context = {"link": link, "invitation": invitation, "days": settings.PORTAL_INVITATION_DAYS,
+                   "inviter": request.user.get_username()}
+        send_mail(render_to_string("registration/invitation_subject.txt", context).strip(),
+                  render_to_string("registration/invitation_email.txt", context),
+                  None, [invitation.email])
+        return link
+
+    def response_add(self, request, obj: Invitation, post_url_continue=None):
+        # The link, this once (it is in the mail too): for a site whose mail is not set up yet.
+        response = TemplateResponse(request, "admin/generations/invitation_sent.html", {
+            **self.admin_site.each_context(request), "title": _("Invitation sent"),
+            "invitation": obj, "link": obj.issued_link, "opts": self.opts})
+        response["Cache-Control"] = "no-store"
+        return response
+
+    @admin.action(description=_("Send again with a new link"), permissions=["change"])
+    def send_again(self, request, queryset):
+        sent = 0
+        for invitation in queryset.filter(accepted_at__isnull=True):
+            invitation.expires_at = timezone.now() + timedelta(days=settings.PORTAL_INVITATION_DAYS)
+            self._send(request, invitation)
+            invitation.save(update_fields=["token_hash", "expires_at"])
+            sent += 1
+        self.message_user(request, ngettext("%(n)d invitation sent again.", "%(n)d invitations sent again.",
+                                            sent) % {"n": sent})

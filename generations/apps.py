@@ -13,3 +13,8 @@ class GenerationsConfig(AppConfig):
         )
 
         queue.connect_worker_signals()
+        from django.db.models.signals import post_migrate
+
+        from generations import roles
+
+        post_migrate.connect(roles.ensure_groups, sender=self, dispatch_uid="generations-roles")

@@ -437,6 +437,20 @@ class HistoryFilterForm(forms.Form):
         return generations
 
 
+class InvitationForm(SignUpForm):
+    """Sign-up through an invitation: the address is the invitation's, the person picks the rest."""
+
+    class Meta(SignUpForm.Meta):
+        fields = ("username",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["email"]
+
+    def clean_email(self):  # not asked: the invitation's address is used
+        return ""
+
+
 def _time_zone_choices():
     import zoneinfo
 

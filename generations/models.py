@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
 from generations import catalog, crypto
+from generations.roles import Role
 
 if TYPE_CHECKING:
     from generations.pixverse import Balance, PixVerseClient, VideoRequest
@@ -251,8 +252,11 @@ class KeyGrant(models.Model):
 
 @receiver(post_save, sender=settings.AUTH_USER_MODEL)
 def _give_new_members_their_team_keys(sender, instance, created: bool, **kwargs) -> None:
-    """A new member may use the team keys meant for everyone (with each key's default limit)."""
+    """A new account gets its role (generations/roles.py) and the team keys meant for everyone."""
     if created and not kwargs.get("raw"):
+        from generations import roles
+
+        roles.give_new_user_a_role(instance)
         KeyGrant.objects.bulk_create(
             [KeyGrant(member=instance, key=key) for key in TeamKey.objects.filter(grant_new_members=True)],
             ignore_conflicts=True)
@@ -449,6 +453,7 @@ class Generation(models.Model):
         # The admin's actions spend a member's credits or change their job:
         # viewing jobs is not enough for them (owners and admins have these).
         permissions = [
+            ("generate", _("Can make videos and spend credits (members, not guests)")),
             ("retry_generation", _("Can try a job again (billed to its owner)")),
             ("manage_generation", _("Can cancel a job or have its status read now")),
         ]
@@ -849,3 +854,65 @@ class PasswordResetRequest(models.Model):
 
     def __str__(self) -> str:
         return f"password reset {self.email_hash[:12]}… at {self.created:%Y-%m-%d %H:%M}"
+
+
+def _invitation_expiry():
+    return timezone.now() + timedelta(days=settings.PORTAL_INVITATION_DAYS)
+
+
+class Invitation(models.Model):
+    """A one-time link by e-mail that lets a person make their account, with a role chosen here.
+
+    Only the token's hash is stored: the link exists in the mail (and on the page
+    staff see right after inviting), nowhere else.
+    """
+
+    email = models.EmailField(_("e-mail address"))
+    role = models.CharField(_("role"), max_length=8, default="member", choices=Role)
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                   editable=False, related_name="+", verbose_name=_("invited by"))
+    created = models.DateTimeField(_("sent"), auto_now_add=True)
+    expires_at = models.DateTimeField(_("valid until"), default=_invitation_expiry)
+    accepted_at = models.DateTimeField(_("accepted"), null=True, blank=True, editable=False)
+    accepted_by = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True,
+                                       blank=True, editable=False, related_name="invitation",
+                                       verbose_name=_("account"))
+
+    class Meta:
+        ordering = ["-created"]
+        verbose_name = _("invitation")
+        verbose_name_plural = _("invitations")
+
+    def __str__(self) -> str:
+        return self.email
+
+    @staticmethod
+    def hash_token(token: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"pixverse-invitation:{token}".encode()).hexdigest()
+
+    def new_token(self) -> str:
+        """A fresh link token (the old link stops working); only its hash is kept."""
+        import secrets
+
+        token = secrets.token_urlsafe(32)
+        self.token_hash = self.hash_token(token)
+        return token
+
+    @classmethod
+    def open_one(cls, token: str) -> "Invitation | None":
+        return cls.objects.filter(token_hash=cls.hash_token(token), accepted_at__isnull=True,
+                                  expires_at__gt=timezone.now()).first()
+
+    def accept(self, user) -> bool:
+        """Use the invitation up, once: False when another request did first."""
+        return Invitation.objects.filter(pk=self.pk, accepted_at__isnull=True).update(
+            accepted_at=timezone.now(), accepted_by=user) == 1
+
+    @property
+    def state(self) -> str:
+        if self.accepted_at:
+            return _("accepted")
+        return _("expired") if self.expires_at <= timezone.now() else _("open")

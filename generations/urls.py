@@ -4,6 +4,7 @@ from generations import views
 
 urlpatterns = [
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/invitation/<str:token>/", views.accept_invitation, name="accept-invitation"),
     path("accounts/login/", views.SignInView.as_view(), name="login"),
     path("accounts/password_reset/", views.QueuedPasswordResetView.as_view(), name="password_reset"),
     path("accounts/reset/<uidb64>/<token>/", views.LockoutLiftingPasswordResetConfirmView.as_view(),

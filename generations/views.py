@@ -34,16 +34,17 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, cards, keys, media, queue
+from generations import accounts, cards, keys, media, queue, roles
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
     HistoryFilterForm,
     ImageToVideoForm,
+    InvitationForm,
     SignUpForm,
     TextToVideoForm,
 )
-from generations.models import ApiCredential, Generation
+from generations.models import ApiCredential, Generation, Invitation
 from generations.paging import PageOutOfRange, page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
 from generations.usage import team_usage
@@ -141,6 +142,9 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         with contextlib.suppress(ValidationError):
             start_from = _reusable(request).filter(code=code).first()
     mode = request.GET.get("mode") or (start_from.kind if start_from else "text")
+    if not roles.may_generate(request.user):
+        return render(request, "generations/guest.html", {
+            "generations": Generation.objects.visible_to(request.user).select_related("owner")[:RECENT_JOBS]})
     return render(request, "generations/dashboard.html", _dashboard_context(
         request, start_from=start_from, active_form="image" if mode == "image" else "text"))
 
@@ -287,12 +291,14 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
 @login_required
 @require_POST
 def create_text(request: HttpRequest) -> HttpResponse:
+    roles.require_generate(request.user)
     return _submit(request, TextToVideoForm, "text")
 
 
 @login_required
 @require_POST
 def create_image(request: HttpRequest) -> HttpResponse:
+    roles.require_generate(request.user)
     return _submit(request, ImageToVideoForm, "image")
 
 
@@ -332,6 +338,7 @@ def card(request: HttpRequest, code) -> HttpResponse:
 @require_POST
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Try again with the same settings (and key), as a new job with its own trace id."""
+    roles.require_generate(request.user)
     original = _get_own_generation(request, code)
     try:
         choice = keys.choice_for_job(request.user, original)
@@ -511,6 +518,7 @@ def usage(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("api_key")
 @login_required
 def api_key(request: HttpRequest) -> HttpResponse:
+    roles.require_generate(request.user)  # a guest stores no key and spends nothing
     credential = _credential(request)
     form = ApiKeyForm()
     confirm_removal = credential is not None and "remove" in request.GET
@@ -637,6 +645,31 @@ def account(request: HttpRequest) -> HttpResponse:
         return response
     context = {"form": form, "current_zone": timezone.get_current_timezone_name()}
     return render(request, "generations/account.html", context, status=400 if form.errors else 200)
+
+
+# --- Invitations -------------------------------------------------------------------------------------------
+
+
+def accept_invitation(request: HttpRequest, token: str) -> HttpResponse:
+    """An invitation's one-time link: the invited person picks a user name and password, once."""
+    invitation = Invitation.open_one(token)
+    if invitation is None:
+        return render(request, "registration/invitation_gone.html", status=410)
+    form = InvitationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        with transaction.atomic():
+            user = form.save(commit=False)
+            user.email = invitation.email
+            user.save()
+            if not invitation.accept(user):  # the same link, used at the same moment elsewhere
+                transaction.set_rollback(True)
+                return render(request, "registration/invitation_gone.html", status=410)
+            roles.set_role(user, roles.Role(invitation.role))
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, _("Welcome to the team, %(name)s.") % {"name": user.get_username()})
+        return redirect("dashboard")
+    return render(request, "registration/invitation.html", {"form": form, "invitation": invitation},
+                  status=400 if form.errors else 200)
 
 
 # --- Sign-in and sign-up ------------------------------------------------------------------------------------

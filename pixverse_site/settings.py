@@ -362,6 +362,8 @@ if PORTAL_MEDIA_ACCEL_REDIRECT and not (PORTAL_MEDIA_ACCEL_REDIRECT.startswith("
 # --- PixVerse ---------------------------------------------------------------------
 
 PIXVERSE_BASE_URL = env_url("PIXVERSE_BASE_URL", "https://app-api.pixverse.ai")
+# How long an invitation's link works.
+PORTAL_INVITATION_DAYS = env_int("PORTAL_INVITATION_DAYS", 7, minimum=1)
 # Where a member gets a key of their own: the key page links here.
 PIXVERSE_KEYS_URL = env_url("PIXVERSE_KEYS_URL", "https://platform.pixverse.ai/")
 # Seconds to connect and to wait for an answer; every request has both.
