@@ -137,7 +137,9 @@ def test_the_compiled_catalog_holds_the_same_messages_as_the_source():
             for n in range(3):
                 assert catalog[(entry["msgid"], n)] == entry[f"msgstr[{n}]"], entry["msgid"]
         else:
-            assert catalog[entry["msgid"]] == entry["msgstr"], entry["msgid"]
+            # A message with a context (pgettext) is filed under "context\x04msgid".
+            key = f"{entry['msgctxt']}\x04{entry['msgid']}" if "msgctxt" in entry else entry["msgid"]
+            assert catalog[key] == entry["msgstr"], entry["msgid"]
 
 
 def test_the_compiled_catalog_chooses_the_russian_plural_form():
