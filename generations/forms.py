@@ -116,7 +116,9 @@ class GenerationForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.keys = list(keys or [])
         self.fields["key"].choices = [(choice.value, choice.label) for choice in self.keys]
-        if len(self.keys) < 2:
+        # Shown when there is a choice, or a team key whose limit the member should see.
+        self.key_shown = len(self.keys) > 1 or any(choice.is_team for choice in self.keys)
+        if not self.key_shown:
             self.fields["key"].widget = forms.HiddenInput()
         self.own_balance = balance
 
@@ -165,7 +167,7 @@ class GenerationForm(forms.Form):
         try:
             check_limit(data.get("key"), cost)
         except LimitReached as refused:
-            self.add_error("key" if len(self.keys) > 1 else None, refused.message)
+            self.add_error("key" if self.key_shown else None, refused.message)
         return data
 
     def combination_problems(self) -> list[tuple[str, str]]:

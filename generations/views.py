@@ -269,7 +269,7 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
             generation = keys.reserve(form.cleaned_data.get("key"), form.cost(),
                                       lambda: _store_generation(request, form, name, code))
         except keys.LimitReached as refused:
-            form.add_error("key" if len(choices) > 1 else None, refused.message)
+            form.add_error("key" if form.key_shown else None, refused.message)
             return _refused_form(request, form, name)
         except IntegrityError:
             # The same form, sent at the same moment: the other post stored the job.
