@@ -422,6 +422,13 @@ def _next_submission(key_hash: str, now: datetime) -> Generation | None:
     ).order_by("created", "pk")[:100])
     if not unsent:
         return None
+    # A team key's plan limit of videos at once, when staff know it: a job sent over it
+    # would only be refused (500044), so the line waits until one of the key's videos ends.
+    limit = (ApiCredential.objects.filter(key_hash=key_hash, concurrency__isnull=False)
+             .values_list("concurrency", flat=True).first())
+    running = Generation.objects.filter(key_hash=key_hash, status=Generation.Status.RUNNING)
+    if limit and running.count() >= limit:
+        return None
     turns: dict[int, int] = {}
     if len({generation.owner_id for generation in unsent}) > 1:
         turns = dict(Generation.objects.filter(key_hash=key_hash, status=Generation.Status.RUNNING)

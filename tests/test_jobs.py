@@ -412,6 +412,18 @@ def test_members_sharing_a_key_take_turns(alice, api):
     assert sent == ["alice 0", "bob 0", "alice 1", "alice 2"]
 
 
+def test_a_keys_known_plan_limit_holds_submissions_until_a_video_ends(alice, api):
+    ApiCredential.objects.filter(key_hash=KEY_HASH).update(concurrency=2)
+    running = [text_job(alice, f"running {n}", status=S.RUNNING, video_id=n + 1) for n in range(2)]
+    queued = text_job(alice, "next")
+    assert jobs._next_submission(KEY_HASH, timezone.now()) is None  # two at once already
+    Generation.objects.filter(pk=running[0].pk).update(status=S.DONE)
+    assert jobs._next_submission(KEY_HASH, timezone.now()) == queued
+    ApiCredential.objects.filter(key_hash=KEY_HASH).update(concurrency=None)  # unknown: PixVerse says
+    Generation.objects.filter(pk=running[0].pk).update(status=S.RUNNING)
+    assert jobs._next_submission(KEY_HASH, timezone.now()) == queued
+
+
 # --- Reading status ----------------------------------------------------------------------
 
 
