@@ -497,6 +497,10 @@ class Generation(models.Model):
         """Why the job failed or waits, in plain words of the current language."""
         if not self.error_reason:
             return self.error_message
+        if self.error_reason == self.Reason.INVALID_KEY and self.team_key_id:
+            # Not the member's to fix: staff see the broken key in the admin.
+            return _("PixVerse refuses the team key this video was to be paid with (%(key)s). "
+                     "Staff can replace it; meanwhile choose another key.") % {"key": self.paid_with}
         label = str(self.Reason(self.error_reason).label)
         return label % {"detail": self.error_message, "code": self.error_code or "?"}
 

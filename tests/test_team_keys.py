@@ -183,6 +183,8 @@ def test_a_key_pixverse_refuses_is_marked_broken_and_its_waiting_jobs_fail(as_al
     assert studio.broken_at is not None and "Invalid API Key" in studio.broken_error
     assert {g.status for g in Generation.objects.filter(pk__in=[w.pk for w in waiting])} == {S.FAILED}
     assert set(Generation.objects.values_list("error_reason", flat=True)) == {Generation.Reason.INVALID_KEY}
+    assert "refuses the team key this video was to be paid with (Studio key ••••TEAM)" in (
+        Generation.objects.first().reason_text)
     # Members choosing it are told; staff see it at a glance.
     page = as_alice.get("/").content.decode()
     assert "Studio key ••••TEAM (refused by PixVerse)" in page
