@@ -569,11 +569,11 @@ def test_every_request_has_a_timeout(client, settings, monkeypatch):
     settings.PIXVERSE_READ_TIMEOUT = 7.0
     seen = {}
 
-    def fake_request(self, method, url, **kwargs):
+    def fake_send(self, request, **kwargs):
         seen["timeout"] = kwargs["timeout"]
         raise requests.ConnectionError("Connection refused")
 
-    monkeypatch.setattr(requests.Session, "request", fake_request)
+    monkeypatch.setattr(requests.Session, "send", fake_send)
     with pytest.raises(TransportError) as caught:
         client.balance()
     assert seen["timeout"] == (2.5, 7.0)
@@ -586,11 +586,11 @@ def test_status_reads_have_their_own_read_timeout_and_balance_takes_one(client, 
     settings.PIXVERSE_STATUS_READ_TIMEOUT = 4.0
     seen = []
 
-    def fake_request(self, method, url, **kwargs):
-        seen.append((url.split("/openapi/v2")[1].split("?")[0], kwargs["timeout"]))
+    def fake_send(self, request, **kwargs):
+        seen.append((request.url.split("/openapi/v2")[1].split("?")[0], kwargs["timeout"]))
         raise requests.ConnectTimeout("connect timed out")
 
-    monkeypatch.setattr(requests.Session, "request", fake_request)
+    monkeypatch.setattr(requests.Session, "send", fake_send)
     for mode in ("status", "result"):
         settings.PIXVERSE_STATUS_ENDPOINT = mode
         with pytest.raises(TransportError):
