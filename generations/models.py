@@ -453,7 +453,7 @@ class Generation(models.Model):
         # The admin's actions spend a member's credits or change their job:
         # viewing jobs is not enough for them (owners and admins have these).
         permissions = [
-            ("generate", _("Can make videos and spend credits (members, not guests)")),
+            ("generate", _("Can make videos and spend credits")),
             ("retry_generation", _("Can try a job again (billed to its owner)")),
             ("manage_generation", _("Can cancel a job or have its status read now")),
         ]

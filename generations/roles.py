@@ -28,13 +28,22 @@ STAFF_ROLES = (Role.OWNER, Role.ADMIN)
 _STAFF_APPS = ("generations", "auth", "django_q", "sandbox", "axes")
 
 
-def ensure_groups(**kwargs) -> None:
-    """Create the four roles' groups and give each its permissions (post_migrate)."""
+def ensure_groups(using="default", **kwargs) -> None:
+    """Create the four roles' groups and give each its permissions (post_migrate).
+
+    Only once every migration is applied: after `migrate generations` alone, the
+    tables permissions need may not be in their final shape yet.
+    """
     from django.apps import apps
     from django.contrib.auth.management import create_permissions
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
 
+    executor = MigrationExecutor(connections[using])
+    if executor.migration_plan(executor.loader.graph.leaf_nodes()):
+        return
     for config in apps.get_app_configs():
-        create_permissions(config, verbosity=0)
+        create_permissions(config, verbosity=0, using=using)
     generate = Permission.objects.get(codename="generate", content_type__app_label="generations")
     staff_permissions = Permission.objects.filter(content_type__app_label__in=_STAFF_APPS)
     for role in Role:

@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
         migrations.RunPython(give_existing_accounts_a_role, migrations.RunPython.noop),
         migrations.AlterModelOptions(
             name='generation',
-            options={'ordering': ['-created'], 'permissions': [('generate', 'Can make videos and spend credits (members, not guests)'), ('retry_generation', 'Can try a job again (billed to its owner)'), ('manage_generation', 'Can cancel a job or have its status read now')], 'verbose_name': 'generation', 'verbose_name_plural': 'generations'},
+            options={'ordering': ['-created'], 'permissions': [('generate', 'Can make videos and spend credits'), ('retry_generation', 'Can try a job again (billed to its owner)'), ('manage_generation', 'Can cancel a job or have its status read now')], 'verbose_name': 'generation', 'verbose_name_plural': 'generations'},
         ),
         migrations.CreateModel(
             name='Invitation',
