@@ -48,7 +48,7 @@ from generations.forms import (
 from generations.models import ApiCredential, Generation
 from generations.paging import PageOutOfRange, page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
-from generations.usage import Month, team_usage, write_csv
+from generations.usage import Month, member_usage, team_usage, write_csv
 from generations.usage import records as usage_records
 from pixverse_site.middleware import TIME_ZONE_CHOSEN_COOKIE, TIME_ZONE_COOKIE
 
@@ -656,7 +656,7 @@ def _check_key(client, form: ApiKeyForm) -> Balance | None:
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
-    """The member's e-mail address (for password resets) and time zone."""
+    """The member's e-mail address (for password resets) and time zone, and their usage this month."""
     chosen = request.COOKIES.get(TIME_ZONE_CHOSEN_COOKIE) and request.COOKIES.get(TIME_ZONE_COOKIE, "")
     initial = {"email": request.user.email, "time_zone": chosen or ""}
     form = AccountForm(request.POST or None, user=request.user, initial=initial)
@@ -674,7 +674,8 @@ def account(request: HttpRequest) -> HttpResponse:
             # Back to the browser's own zone, which portal.js writes on the next page.
             response.delete_cookie(TIME_ZONE_CHOSEN_COOKIE, samesite="Lax")
         return response
-    context = {"form": form, "current_zone": timezone.get_current_timezone_name()}
+    context = {"form": form, "current_zone": timezone.get_current_timezone_name(),
+               "own_usage": member_usage(request.user)}
     return render(request, "generations/account.html", context, status=400 if form.errors else 200)
 
 
