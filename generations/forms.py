@@ -15,6 +15,7 @@ from django.utils.translation import gettext_lazy as _
 from generations import accounts, catalog
 from generations.images import InvalidImage, check_image
 from generations.models import Generation
+from generations.usage import Month
 
 
 class PortalFormRenderer(TemplatesSetting):
@@ -479,3 +480,55 @@ class AccountForm(forms.Form):
 
     def clean_email(self):
         return _unused_email(self.cleaned_data["email"], self.user)
+
+
+class UsageFilterForm(forms.Form):
+    """The usage page's filters (and its CSV's); they live in the URL. An empty month is this one."""
+
+    OWN_KEYS = "own"
+
+    month = forms.CharField(label=_("Month"), required=False, max_length=7,
+                            widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}))
+    member = forms.ChoiceField(label=_("Member"), required=False)
+    key = forms.ChoiceField(label=_("Key"), required=False)
+    model = forms.ChoiceField(label=_("Model"), required=False,
+                              choices=[("", _("Any model")), *_choices(catalog.MODELS)])
+    kind = forms.ChoiceField(label=_("Kind"), required=False)
+
+    def __init__(self, *args, members=(), keys=(), **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.fields["member"].choices = [("", _("Everyone")), *[(u.username, u.username) for u in members]]
+        self.fields["key"].choices = [("", _("Any key")), (self.OWN_KEYS, _("Members' own keys")),
+                                      *[(str(k.pk), k.name or k.masked) for k in keys]]
+        self.fields["kind"].choices = [("", _("Any kind")), *Generation.Kind.choices]
+
+    def clean_month(self):
+        text = self.cleaned_data["month"]
+        if not text:
+            return Month.of()
+        month = Month.parse(text)
+        if month is None:
+            raise ValidationError(_("Enter a month as year and month, for example 2026-03."), code="invalid")
+        return month
+
+    @property
+    def chosen_month(self) -> Month:
+        """The month shown: the one asked for, or this one when it is missing or wrong."""
+        return getattr(self, "cleaned_data", {}).get("month") or Month.of()
+
+    def apply(self, generations):
+        """The month's jobs, with these filters; fields with errors are left out."""
+        data = {name: value for name, value in getattr(self, "cleaned_data", {}).items()
+                if name not in self.errors}
+        generations = self.chosen_month.jobs(generations)
+        if data.get("member"):
+            generations = generations.filter(owner__username=data["member"])
+        if data.get("key") == self.OWN_KEYS:
+            generations = generations.filter(team_key__isnull=True)
+        elif data.get("key"):
+            generations = generations.filter(team_key_id=int(data["key"]))
+        for name in ("model", "kind"):
+            if data.get(name):
+                generations = generations.filter(**{name: data[name]})
+        return generations

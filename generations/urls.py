@@ -18,6 +18,7 @@ urlpatterns = [
     path("history/", views.history, name="history"),
     path("activity/", views.activity, name="activity"),
     path("usage/", views.usage, name="usage"),
+    path("usage/records.csv", views.usage_csv, name="usage-csv"),
     path("generations/text/", views.create_text, name="create-text"),
     path("generations/image/", views.create_image, name="create-image"),
     path("generations/<uuid:code>/", views.detail, name="detail"),

@@ -27,6 +27,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control
 from django.utils.dateparse import parse_datetime
+from django.utils.http import content_disposition_header
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
@@ -43,11 +44,13 @@ from generations.forms import (
     InvitationForm,
     SignUpForm,
     TextToVideoForm,
+    UsageFilterForm,
 )
 from generations.models import ApiCredential, Generation, Invitation
 from generations.paging import PageOutOfRange, page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
-from generations.usage import team_usage
+from generations.usage import Month, member_usage, team_usage, write_csv
+from generations.usage import records as usage_records
 from pixverse_site.middleware import TIME_ZONE_CHOSEN_COOKIE, TIME_ZONE_COOKIE
 
 logger = logging.getLogger(__name__)
@@ -503,13 +506,49 @@ def activity(request: HttpRequest) -> JsonResponse:
 # --- Staff -----------------------------------------------------------------------------------------
 
 
-@login_required
-@require_GET
-def usage(request: HttpRequest) -> HttpResponse:
+def _usage_filters(request: HttpRequest) -> UsageFilterForm:
     # A member who is not staff gets the portal's own "forbidden", not the admin's sign-in.
     if not request.user.is_staff:
         raise PermissionDenied
-    return render(request, "generations/usage.html", {"usage": team_usage()})
+    data = request.GET.copy()
+    if not data.get("month"):  # the picker shows the month the figures are of
+        data["month"] = str(Month.of())
+    form = UsageFilterForm(data, members=get_user_model().objects.order_by("username"),
+                           keys=ApiCredential.objects.filter(user__isnull=True).order_by("name", "pk"))
+    form.is_valid()
+    return form
+
+
+def _usage_page(request: HttpRequest, form: UsageFilterForm) -> HttpResponse:
+    jobs = form.apply(Generation.objects.all())
+    month = form.chosen_month
+    context = {"form": form, "month": month, "month_param": str(month), "records": usage_records(jobs),
+               "usage": team_usage(jobs, month),
+               "previous_month": str(month.previous()) if month.previous().within_range() else "",
+               "next_month": str(month.next()) if month.next().within_range() else ""}
+    return render(request, "generations/usage.html", context, status=400 if form.errors else 200)
+
+
+@login_required
+@require_GET
+def usage(request: HttpRequest) -> HttpResponse:
+    """The team's credits, jobs and failures of a month, per member, filtered by the URL."""
+    return _usage_page(request, _usage_filters(request))
+
+
+@login_required
+@require_GET
+def usage_csv(request: HttpRequest) -> HttpResponse:
+    """The jobs the usage page counts, one row each; with a wrong filter, the page saying so."""
+    form = _usage_filters(request)
+    if form.errors:
+        return _usage_page(request, form)
+    filename = f"pixverse-usage-{form.chosen_month}.csv"
+    response = HttpResponse(content_type="text/csv; charset=utf-8",
+                            headers={"Content-Disposition": content_disposition_header(True, filename)})
+    response.write("\ufeff")  # the byte order mark: spreadsheets then read the names as UTF-8
+    write_csv(response, form.apply(Generation.objects.all()))
+    return response
 
 
 # --- The member's PixVerse key -----------------------------------------------------------------
@@ -625,7 +664,7 @@ def _check_key(client, form: ApiKeyForm) -> Balance | None:
 
 @login_required
 def account(request: HttpRequest) -> HttpResponse:
-    """The member's e-mail address (for password resets) and time zone."""
+    """The member's e-mail address (for password resets) and time zone, and their usage this month."""
     chosen = request.COOKIES.get(TIME_ZONE_CHOSEN_COOKIE) and request.COOKIES.get(TIME_ZONE_COOKIE, "")
     initial = {"email": request.user.email, "time_zone": chosen or ""}
     form = AccountForm(request.POST or None, user=request.user, initial=initial)
@@ -643,7 +682,8 @@ def account(request: HttpRequest) -> HttpResponse:
             # Back to the browser's own zone, which portal.js writes on the next page.
             response.delete_cookie(TIME_ZONE_CHOSEN_COOKIE, samesite="Lax")
         return response
-    context = {"form": form, "current_zone": timezone.get_current_timezone_name()}
+    context = {"form": form, "current_zone": timezone.get_current_timezone_name(),
+               "own_usage": member_usage(request.user)}
     return render(request, "generations/account.html", context, status=400 if form.errors else 200)
 
 

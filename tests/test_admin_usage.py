@@ -8,7 +8,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from generations.models import ApiCredential, Generation
-from generations.usage import team_usage
+from generations.usage import Month, team_usage
 
 S = Generation.Status
 KEY = "sk-staff-test-key-QQQQ"
@@ -108,32 +108,39 @@ def test_the_admin_lists_background_tasks_and_sandbox_accounts(staff):
 
 def test_usage_counts_credits_of_finished_jobs_per_member_and_week(alice, db):
     bob = User.objects.create_user("bob")
-    now = timezone.now()
-    make(alice, status=S.DONE, credits=45, finished_at=now)
-    make(alice, status=S.DONE, credits=120, finished_at=now)
-    make(alice, status=S.DONE, credits=60, finished_at=now - dt.timedelta(weeks=1))
-    make(bob, status=S.DONE, credits=90, finished_at=now)
-    make(bob, status=S.FAILED, credits=240, finished_at=now)
-    make(bob, status=S.MODERATED, credits=240, finished_at=now)
-    make(bob, status=S.DONE, credits=999, finished_at=now - dt.timedelta(weeks=20))
-    usage = team_usage()
-    this_week = usage.weeks[-1]
+
+    def at(day):
+        return dt.datetime(2026, 3, day, 12, tzinfo=dt.UTC)
+
+    make(alice, status=S.DONE, credits=45, created=at(10), finished_at=at(10))
+    make(alice, status=S.DONE, credits=120, created=at(11), finished_at=at(11))
+    make(alice, status=S.DONE, credits=60, created=at(3), finished_at=at(3))
+    make(bob, status=S.DONE, credits=90, created=at(10), finished_at=at(10))
+    make(bob, status=S.FAILED, credits=240, created=at(10), finished_at=at(10))
+    make(bob, status=S.MODERATED, credits=240, created=at(10), finished_at=at(10))
+    # The same week as March's first days, but February's job.
+    make(bob, status=S.DONE, credits=999, created=at(1) - dt.timedelta(days=2))
+    usage = team_usage(month=Month(2026, 3))
+    # Every week (from Monday) with days of March, the first and last partly.
+    assert usage.weeks[0] == dt.date(2026, 2, 23) and usage.weeks[-1] == dt.date(2026, 3, 30)
+    assert len(usage.weeks) == 6
     assert usage.members == ["alice", "bob"]
-    assert usage.spent[("alice", this_week)] == 165
-    assert usage.spent[("alice", usage.weeks[-2])] == 60
+    assert usage.spent[("alice", dt.date(2026, 3, 9))] == 165
+    assert usage.spent[("alice", dt.date(2026, 3, 2))] == 60
     assert usage.member_total("bob") == 90
     assert usage.total == 315
-    assert dict(usage.by_status)["Done"] == 5
+    assert dict(usage.by_status)["Done"] == 4
     bars = usage.bars()
     assert max(b.y + b.height for b in bars) == pytest.approx(240)
     assert min(b.y for b in bars) == pytest.approx(0)  # the busiest week fills the chart
+    assert [x for x, _ in usage.ticks()][:2] == pytest.approx([640 / 12, 640 / 4])
 
 
 def test_the_usage_page_is_for_staff_only(client, alice, staff):
     make(alice, status=S.DONE, credits=45, finished_at=timezone.now())
     page = staff.get(reverse("usage")).content.decode()
     assert "<svg" in page and 'role="img"' in page and "<rect" in page
-    assert "Credits spent in the last 8 weeks: 45" in page
+    assert "Credits spent per week: 45" in page
     client.force_login(alice)
     response = client.get(reverse("usage"))
     # The portal's own answer, not the admin's sign-in page.
