@@ -50,7 +50,7 @@ class TeamKeyForm(forms.ModelForm):
         label=_("PixVerse API key"), required=False, strip=True, max_length=200,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
         help_text=_("Stored encrypted; only its last four characters are shown again. "
-                    "Leave empty to keep the current key."))
+                    "When changing a key, leave it empty to keep the key it has."))
 
     class Meta:
         model = TeamKey
@@ -137,6 +137,7 @@ class ApiCredentialInline(admin.StackedInline):
 
 User = get_user_model()
 admin.site.unregister(User)
+admin.site.site_header = admin.site.site_title = _("PixVerse portal administration")
 
 
 @admin.register(User)
@@ -237,10 +238,26 @@ class GenerationAdmin(admin.ModelAdmin):
             self.message_user(request, skipped % {"needed": needed}, messages.WARNING)
 
 
+class InvitationForm(forms.ModelForm):
+    class Meta:
+        model = Invitation
+        fields = ["email", "role", "expires_at"]
+
+    def clean_email(self):
+        email = self.cleaned_data["email"]
+        if not self.instance.pk and Invitation.objects.filter(
+                email__iexact=email, accepted_at__isnull=True, expires_at__gt=timezone.now()).exists():
+            # Also what a reload of the "sent" page gets: it posts the form again.
+            raise forms.ValidationError(_("An invitation to this address is open already; use "
+                                          "“Send again with a new link” on it instead."))
+        return email
+
+
 @admin.register(Invitation)
 class InvitationAdmin(admin.ModelAdmin):
     """Invite people by e-mail (with sign-up off, the way in): a one-time link, valid a few days."""
 
+    form = InvitationForm
     list_display = ["email", "role", "state", "invited_by", "created", "expires_at", "accepted_by"]
     list_filter = ["role", "created"]
     search_fields = ["email"]

@@ -105,10 +105,16 @@ class ApiCredential(models.Model):
 
     @property
     def label(self) -> str:
-        """How a job and the form name the key: 'Studio key ••••1234' or 'Your own key ••••ABCD'."""
+        """How the form names the key: 'Studio key ••••1234' or 'Your own key ••••ABCD'."""
         if self.is_team:
             return f"{self.name} {self.masked}"
         return _("Your own key %(masked)s") % {"masked": self.masked}
+
+    @property
+    def job_label(self) -> str:
+        """What a job stores as the key that paid: words of no language ('Studio key ••••1234',
+        or '••••ABCD' for a member's own key, which paid_with_text puts into words when shown)."""
+        return f"{self.name} {self.masked}" if self.is_team else self.masked
 
     @classmethod
     def mark_broken(cls, key_hash: str, error: str) -> int:
@@ -466,11 +472,11 @@ class Generation(models.Model):
         if self._state.adding:
             # A new job goes on the key of its owner unless one was chosen, and is due at once.
             if self.team_key_id and not self.key_hash:
-                self.key_hash, self.paid_with = self.team_key.key_hash, self.team_key.label
+                self.key_hash, self.paid_with = self.team_key.key_hash, self.team_key.job_label
             if not self.key_hash:
                 own = ApiCredential.objects.filter(user_id=self.owner_id).first()
                 if own is not None:
-                    self.key_hash, self.paid_with = own.key_hash, own.label
+                    self.key_hash, self.paid_with = own.key_hash, own.job_label
             if self.next_attempt_at is None and self.status == self.Status.QUEUED:
                 self.next_attempt_at = self.created
         if kwargs.get("update_fields") is not None and "prompt" in kwargs["update_fields"]:

@@ -70,6 +70,26 @@ def may_generate(user) -> bool:
     return user.is_authenticated and user.is_active and user.has_perm(GENERATE)
 
 
+def may_generate_shown(request) -> bool:
+    """Whether pages offer this member Remix, Try again and the forms.
+
+    A whole page asks the database (two queries for the member's permissions) and notes
+    the answer in the session; a card swapped in by htmx (a poll) reads the note, so the
+    busiest answer costs no query for it. The views that spend always ask afresh
+    (require_generate): a note a role change made stale only shows a button that says no.
+    """
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return False
+    session = getattr(request, "session", None)
+    if getattr(request, "htmx", False) and session is not None and "may_generate" in session:
+        return session["may_generate"]
+    allowed = may_generate(user)
+    if session is not None and session.get("may_generate") != allowed:
+        session["may_generate"] = allowed
+    return allowed
+
+
 def require_generate(user) -> None:
     """403 for a guest (or anyone without the role) at any view that spends or stores a key."""
     if not may_generate(user):

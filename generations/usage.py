@@ -23,6 +23,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from generations.models import Generation
+from generations.templatetags.portal import paid_with_text
 
 S = Generation.Status
 # Distinguishable, and dark enough for white text and for a white page (WCAG AA for graphics).
@@ -240,6 +241,6 @@ def write_csv(out, jobs: QuerySet) -> None:
     for created, member, paid_with, kind, model, quality, duration, status, credits, video_id in (
             rows.iterator(chunk_size=2000)):
         writer.writerow([_cell(v) for v in (
-            created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), member, paid_with,
+            created.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"), member, paid_with_text(paid_with),
             str(kinds.get(kind, kind)), model, quality, duration, str(statuses.get(status, status)),
             credits if status == S.DONE else 0, video_id)])

@@ -264,3 +264,27 @@ Generation.objects.create(owner=user, kind="text", prompt=prompt, model="v5", qu
     whole = ("A very long prompt about a winding river " * 60)[:2048].strip()
     assert page.locator("#prompt-text").inner_text() == whole
     page.close()
+
+
+def test_a_file_that_is_no_image_is_refused_next_to_the_field_when_picked(portal, browser, tmp_path):
+    base, env = portal
+    django_shell(env, MEMBERS + 'member("vera")')
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console = Console(page)
+    sign_in(page, base, "vera")
+    page.goto(f"{base}/?mode=image")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a picture")
+    page.set_input_files("#id_image", str(notes))
+    expect(page.locator(".field:has(#id_image) .errorlist")).to_contain_text("notes.txt is not an image")
+    fake = tmp_path / "fake.png"
+    fake.write_text("not a picture either")
+    page.set_input_files("#id_image", str(fake))  # named like one, but none the browser can read
+    expect(page.locator(".field:has(#id_image) .errorlist")).to_contain_text("fake.png is not an image")
+    expect(page.locator("#image-preview")).to_be_hidden()
+    page.fill("#id_prompt", "Never sent")
+    page.locator("#image-form button[type=submit]").click()
+    page.wait_for_timeout(500)
+    assert page.locator("#job-list .job-card", has_text="Never sent").count() == 0
+    assert console.problems() == []
+    page.close()

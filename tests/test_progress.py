@@ -129,6 +129,7 @@ def test_a_running_image_job_shows_its_source_image_instead_of_the_shimmer(
     running = job(alice, kind="image", status=S.RUNNING, expected_seconds=40)
     running.source_image.save("source.png", ContentFile(b"png"), save=True)
     client.force_login(alice)
+    client.get("/")  # the page the card is polled from (it notes the member's role in the session)
     url = reverse("card", args=[running.code])
     # The card renders from its one narrow read: nothing it shows is loaded later.
     cached_session = settings.SESSION_ENGINE.endswith("cached_db")

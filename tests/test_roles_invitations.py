@@ -56,6 +56,12 @@ def test_a_guest_sees_the_teams_work_but_reaches_no_spending_view_or_action(clie
     page = client.get("/").content.decode()
     assert "A shared sunset" in page and "private sketch" not in page
     assert "You are a guest" in page and 'name="prompt"' not in page
+    # Nothing offered that would only say no: no Remix, no Try again, on pages and on polled cards.
+    assert "Remix" not in page
+    assert "Remix" not in client.get(reverse("detail", args=[shared.code])).content.decode()
+    assert "Remix" not in client.get(reverse("history")).content.decode()
+    card = client.get(reverse("card", args=[shared.code]), headers={"HX-Request": "true"}).content.decode()
+    assert "Remix" not in card
     assert reverse("api-key") not in page
     assert client.get(reverse("history")).status_code == 200
     assert client.get(reverse("detail", args=[shared.code])).status_code == 200
@@ -132,3 +138,36 @@ def test_sending_again_makes_a_new_link_and_the_old_one_stops(client):
     assert new != old
     client.logout()
     assert client.get(old).status_code == 410 and client.get(new).status_code == 200
+
+
+def test_a_second_invitation_to_an_open_address_is_refused_so_a_reload_sends_none(client):
+    owner = User.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(owner)
+    invite(client, email="twice@example.com")
+    again = client.post("/admin/generations/invitation/add/", {
+        "email": "TWICE@example.com", "role": "member",
+        "expires_at_0": (timezone.now() + timedelta(days=7)).strftime("%Y-%m-%d"),
+        "expires_at_1": "12:00:00"})
+    assert "An invitation to this address is open already" in again.content.decode()
+    assert Invitation.objects.count() == 1 and len(mail.outbox) == 1
+
+
+def test_the_demo_account_of_the_local_run_is_the_owner(settings, tmp_path):
+    settings.DATA_DIR = tmp_path
+    call_command("setup_demo", stdout=__import__("io").StringIO())
+    assert roles.role_of(User.objects.get(username="demo")) == Role.OWNER
+
+
+def test_a_jobs_key_is_stored_in_no_language_and_shown_in_the_readers(client):
+    from django.utils import translation
+
+    from generations.templatetags.portal import paid_with_text
+
+    user = User.objects.create_user("kim", password="x")
+    own = ApiCredential(user=user)
+    own.set_key(KEY)
+    own.save()
+    job = make_generation(user)
+    assert job.paid_with == "••••AAAA"
+    with translation.override("ru"):
+        assert paid_with_text(job.paid_with) == "личный ключ участника ••••AAAA"

@@ -50,6 +50,14 @@ def credits_text(generation) -> str:
 
 
 @register.filter
+def paid_with_text(paid_with: str) -> str:
+    """A job's stored key label in the reader's words: a member's own key is stored as '••••ABCD'."""
+    if paid_with.startswith("••••"):
+        return _("the member's own key %(masked)s") % {"masked": paid_with}
+    return paid_with
+
+
+@register.filter
 def ago(moment: datetime | None) -> str:
     """'just now' within the first minute, else '5 minutes ago' (timesince alone says '0 minutes')."""
     if moment is None:

@@ -20,6 +20,7 @@ document.addEventListener("change", (event) => {
   const preview = document.getElementById(input.dataset.preview);
   if (!preview) return;
   const file = input.files && input.files[0];
+  delete input.dataset.unreadable;
   const sizeLine = input.dataset.previewSize && document.getElementById(input.dataset.previewSize);
   if (sizeLine) sizeLine.hidden = true;
   if (preview.dataset.url) URL.revokeObjectURL(preview.dataset.url);
@@ -33,7 +34,14 @@ document.addEventListener("change", (event) => {
         if (preview.dataset.url !== url) return; // another file was chosen meanwhile
         sizeLine.textContent = imageSizeText(input, file, preview.naturalWidth, preview.naturalHeight);
         sizeLine.hidden = false;
-      }, () => {}); // not an image this browser reads: the server says what is wrong with it
+      }, () => {
+        // Named like an image but none the browser can read: said now, not after sending.
+        if (preview.dataset.url !== url) return;
+        preview.hidden = true;
+        preview.removeAttribute("src");
+        input.dataset.unreadable = "1"; // checkImageSize refuses to send it
+        checkImageSize(input); // says so (unless it is too large, which it says first)
+      });
     }
   } else {
     preview.hidden = true;
@@ -71,12 +79,21 @@ function setFieldError(input, message) {
   else input.removeAttribute("aria-describedby");
   return list;
 }
+function acceptsFile(input, file) {
+  const accepted = input.accept ? input.accept.split(",").map((type) => type.trim()) : [];
+  return accepted.length ? accepted.includes(file.type) : file.type.startsWith("image/");
+}
+// Too large, or no image at all (chosen in the picker, dropped or pasted): said next to the
+// field, and the form is not sent.
 function checkImageSize(input) {
   const max = Number(input.dataset.maxBytes);
   const file = input.files && input.files[0];
   const tooLarge = Boolean(max && file && file.size > max);
-  setFieldError(input, tooLarge ? input.dataset.tooLarge : "");
-  return tooLarge;
+  const notImage = Boolean(file && input.dataset.notImage
+    && (!acceptsFile(input, file) || input.dataset.unreadable));
+  setFieldError(input, tooLarge ? input.dataset.tooLarge
+    : notImage ? fill(input.dataset.notImage, { name: file.name }) : "");
+  return tooLarge || notImage;
 }
 function imageTooLarge(form) {
   const inputs = [...form.querySelectorAll("input[type=file][data-max-bytes]")];
@@ -109,9 +126,7 @@ const TEXT_FIELD = "textarea, [contenteditable], input:not([type=file], [type=ch
 function takeImage(zone, file) {
   const input = zone.querySelector("input[type=file]");
   if (!input || !file) return;
-  const accepted = input.accept ? input.accept.split(",").map((type) => type.trim()) : [];
-  const isImage = accepted.length ? accepted.includes(file.type) : file.type.startsWith("image/");
-  if (!isImage) {
+  if (!acceptsFile(input, file)) {
     // Said at once (role=alert): a member who pasted with the keyboard hears it too.
     setFieldError(input, fill(input.dataset.notImage, { name: file.name })).setAttribute("role", "alert");
     return;
@@ -209,6 +224,7 @@ document.addEventListener("htmx:load", (event) => setUp(event.target));
   };
 
   function copyLink(link, from) {
+    if (!link) return; // a guest's lightbox has no Remix
     link.hidden = !from;
     if (from) link.href = from.href;
     else link.removeAttribute("href");
@@ -464,6 +480,9 @@ document.addEventListener("htmx:afterRequest", (event) => {
   for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
   for (const group of form.querySelectorAll(".has-error")) group.classList.remove("has-error");
   announce(form.dataset.started);
+  // The estimate asks again: what is left of a key's monthly limit has just changed.
+  const params = form.querySelector(".params[hx-get]");
+  if (params && window.htmx) window.htmx.trigger(params, "change");
   const button = form.querySelector("button[type=submit]");
   const lost = () => !document.activeElement || document.activeElement === document.body;
   // htmx gives the disabled button back after this event.

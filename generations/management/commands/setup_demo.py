@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
 
+from generations import roles
 from generations.models import ApiCredential
 from generations.sandbox.models import SandboxAccount
 
@@ -37,6 +38,8 @@ class Command(BaseCommand):
         if not user.check_password(password):
             user.set_password(password)
         user.save()
+        if roles.role_of(user) not in roles.STAFF_ROLES:
+            roles.set_role(user, roles.Role.OWNER)
 
         credential = ApiCredential.objects.filter(user=user).first()
         has_sandbox_key = credential is not None and SandboxAccount.objects.filter(
