@@ -1,17 +1,21 @@
 """Staff views of the portal's data. API keys appear only as their last four characters."""
 
+from auditlog.models import LogEntry
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
+from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from generations import queue
+from generations import audit, queue
 from generations.models import ApiCredential, Generation, KeyGrant, TeamKey
 
 
@@ -104,9 +108,12 @@ class TeamKeyAdmin(admin.ModelAdmin):
     @sensitive_variables("raw_key")
     def save_model(self, request, obj: TeamKey, form, change: bool) -> None:
         raw_key = form.cleaned_data.get("api_key")
+        replaced = obj.masked if change and raw_key else None
         if raw_key:
             obj.set_key(raw_key)  # the balance is read in the background (want_balance below)
         super().save_model(request, obj, form, change)
+        if replaced:
+            audit.record(request.user, "key_replaced", obj, old=replaced, new=obj.masked)
         ApiCredential.want_balance(obj.key_hash)
         transaction.on_commit(queue.kick_scheduler)
 
@@ -175,22 +182,33 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Read the status now"), permissions=["manage"])
     def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        moved = [g for g in queryset if g.read_soon()]
+        moved = [g for g in queryset if self._audited(request, "job_status_read", g, g.read_soon())]
         if moved:
             queue.kick_scheduler()
         self._report(request, len(moved), queryset.count(), _("running"))
 
     @admin.action(description=_("Cancel"), permissions=["manage"])
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(g.cancel() for g in queryset)
+        done = sum(self._audited(request, "job_cancelled", g, g.cancel()) for g in queryset)
         self._report(request, done, queryset.count(), _("active"))
 
     @admin.action(description=_("Try again with the same settings"), permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
-        retried = [g.retry() for g in queryset if g.can_retry]
+        retried = []
+        for generation in queryset:
+            again = generation.retry() if generation.can_retry else None
+            self._audited(request, "job_retried", generation, again is not None,
+                          **({"new_job": str(again.code)} if again else {}))
+            retried += [again] if again else []
         if retried:
             queue.kick_scheduler()
         self._report(request, len(retried), queryset.count(), _("ended unsuccessfully"))
+
+    @staticmethod
+    def _audited(request: HttpRequest, action: str, generation: Generation, done: bool, **details) -> bool:
+        """The action on one job goes into the audit log, done or skipped (not in a state for it)."""
+        audit.record(request.user, action, generation, done=done, **details)
+        return done
 
     def _report(self, request: HttpRequest, done: int, chosen: int, needed: str) -> None:
         self.message_user(request, ngettext("%(done)d of %(chosen)d job done.",
@@ -199,3 +217,76 @@ class GenerationAdmin(admin.ModelAdmin):
         if done < chosen:
             skipped = _("The others were skipped: the action needs jobs that are %(needed)s.")
             self.message_user(request, skipped % {"needed": needed}, messages.WARNING)
+
+
+# --- The audit log (generations/audit.py): read-only, for staff who may view its entries ----------
+
+
+class AuditModelFilter(admin.SimpleListFilter):
+    title = _("model")
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        used = LogEntry.objects.values_list("content_type", flat=True).distinct()
+        types = ContentType.objects.filter(pk__in=used)
+        return sorted(((t.pk, capfirst(t.name)) for t in types), key=lambda choice: str(choice[1]))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(content_type_id=self.value()) if self.value() else queryset
+
+
+class AuditEventFilter(admin.SimpleListFilter):
+    title = _("event")
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [(name, capfirst(event.label)) for name, event in audit.EVENTS.items()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(additional_data__event=self.value()) if self.value() else queryset
+
+
+if admin.site.is_registered(LogEntry):
+    admin.site.unregister(LogEntry)  # auditlog's own admin: ours says what happened in words
+
+
+@admin.register(LogEntry)
+class AuditLogAdmin(admin.ModelAdmin):
+    """Who did what, and when. Nothing here can be added, changed or deleted, not even by a superuser."""
+
+    list_display = ["when", "who", "what", "target", "summary"]
+    list_filter = [("actor", admin.RelatedOnlyFieldListFilter), "action", AuditEventFilter, AuditModelFilter,
+                   "timestamp"]
+    list_select_related = ["actor", "content_type"]
+    search_fields = ["object_repr", "actor__username"]
+    date_hierarchy = "timestamp"
+    fields = readonly_fields = ["when", "who", "what", "target", "summary", "remote_addr", "cid"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("when"), ordering="timestamp")
+    def when(self, entry: LogEntry):
+        return timezone.localtime(entry.timestamp)
+
+    @admin.display(description=_("who"), ordering="actor__username")
+    def who(self, entry: LogEntry) -> str:
+        return entry.actor.get_username() if entry.actor else _("system")
+
+    @admin.display(description=_("what"))
+    def what(self, entry: LogEntry) -> str:
+        return capfirst(audit.event_label(entry))
+
+    @admin.display(description=_("on"))
+    def target(self, entry: LogEntry) -> str:
+        return f"{capfirst(entry.content_type.name)}: {entry.object_repr}"
+
+    @admin.display(description=_("changes"))
+    def summary(self, entry: LogEntry) -> str:
+        return audit.describe(entry)

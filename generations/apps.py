@@ -1,3 +1,4 @@
+from auditlog.apps import AuditlogConfig
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -8,8 +9,16 @@ class GenerationsConfig(AppConfig):
 
     def ready(self) -> None:
         from generations import (
+            audit,
             checks,  # noqa: F401  (registers the system checks)
             queue,
         )
 
         queue.connect_worker_signals()
+        audit.register_models()
+
+
+class AuditLogConfig(AuditlogConfig):
+    """django-auditlog, under a name in the portal's own catalog (auditlog has no Russian)."""
+
+    verbose_name = _("Audit log")

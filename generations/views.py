@@ -34,7 +34,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, cards, keys, media, queue
+from generations import accounts, audit, cards, keys, media, queue
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
@@ -527,7 +527,9 @@ def api_key(request: HttpRequest) -> HttpResponse:
             return redirect("api-key")
         if action == "test" and credential:
             form = ApiKeyForm()
-            if balance := _check_key(credential.client(max_wait=WEB_MAX_WAIT), form):
+            balance = _check_key(credential.client(max_wait=WEB_MAX_WAIT), form)
+            audit.record(request.user, "key_tested", credential, accepted=balance is not None)
+            if balance:
                 ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
                 ApiCredential.record_balance(credential.key_hash, balance)
                 ApiCredential.mark_working(credential.key_hash)
@@ -539,10 +541,7 @@ def api_key(request: HttpRequest) -> HttpResponse:
             return _take_sandbox_key(request, credential)
         form = ApiKeyForm(request.POST)
         if form.is_valid() and (balance := _verify_key(form)):
-            credential = credential or ApiCredential(user=request.user)
-            credential.set_key(form.cleaned_data["api_key"])
-            credential.verified_at = timezone.now()
-            credential.save()
+            credential = _store_key(request, credential, form.cleaned_data["api_key"])
             ApiCredential.record_balance(credential.key_hash, balance)
             _say_key_accepted(request, balance, _("Your PixVerse key is saved: %(credits)s credits."))
             return redirect("api-key")
@@ -567,15 +566,26 @@ def _say_key_accepted(request: HttpRequest, balance: Balance, text: str) -> None
 
 
 @sensitive_variables("raw_key")
+def _store_key(request: HttpRequest, credential: ApiCredential | None, raw_key: str) -> ApiCredential:
+    """Store the member's new key, checked just now; a key replaced is in the audit log even when
+    its last four characters are the same (the change of the row says only what shows)."""
+    replaced = credential.masked if credential else None
+    credential = credential or ApiCredential(user=request.user)
+    credential.set_key(raw_key)
+    credential.verified_at = timezone.now()
+    credential.save()
+    if replaced:
+        audit.record(request.user, "key_replaced", credential, old=replaced, new=credential.masked)
+    return credential
+
+
+@sensitive_variables("raw_key")
 def _take_sandbox_key(request: HttpRequest, credential: ApiCredential | None) -> HttpResponse:
     """The local run's way to a key: a new sandbox account, its key stored for this member unseen."""
     from generations.sandbox.models import SandboxAccount
 
     account, raw_key = SandboxAccount.issue(request.user.get_username())
-    credential = credential or ApiCredential(user=request.user)
-    credential.set_key(raw_key)
-    credential.verified_at = timezone.now()
-    credential.save()
+    credential = _store_key(request, credential, raw_key)
     ApiCredential.want_balance(credential.key_hash)
     transaction.on_commit(queue.kick_scheduler)
     messages.success(request, _("You now have a sandbox key with %(credits)s credits. Its videos are "
