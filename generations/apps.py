@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 class GenerationsConfig(AppConfig):
     name = "generations"
     verbose_name = _("Generations")
+    default = True  # the app's own config: this module holds auditlog's too
 
     def ready(self) -> None:
         from generations import (

@@ -27,7 +27,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.exceptions import FieldDoesNotExist
 from django.db import models
-from django.utils.functional import Promise
+from django.utils.functional import Promise, SimpleLazyObject
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import gettext_noop
 
@@ -124,8 +124,11 @@ DETAIL_LABELS = {
 def describe(entry: LogEntry) -> str:
     """An entry's changes and details in words: 'monthly limit: 500 → 800; done: yes'."""
     model = entry.content_type.model_class()
+    order = [field.name for field in model._meta.get_fields()] if model else []
     parts = []
-    for name, change in entry.changes_dict.items():
+    changes = sorted(entry.changes_dict.items(),
+                     key=lambda item: order.index(item[0]) if item[0] in order else len(order))
+    for name, change in changes:
         if isinstance(change, dict):  # a many-to-many field: what was added or removed
             word = _("added") if change.get("operation") == "add" else _("removed")
             parts.append(f"{_field_label(model, name)}: {word} {', '.join(change.get('objects', []))}")
@@ -158,6 +161,12 @@ class AuditActorMiddleware(AuditlogMiddleware):
     """auditlog's middleware (the signed-in member is each entry's actor), with the client's
     address read as the rest of the portal reads it (behind PORTAL_TRUSTED_PROXY_COUNT proxies):
     auditlog's own takes the leftmost X-Forwarded-For entry, which the client writes itself."""
+
+    @staticmethod
+    def _get_actor(request):
+        # Read when an entry is written, not with every request: most requests write none, and
+        # reading the member costs the session's queries where nothing else reads it (/healthz).
+        return SimpleLazyObject(lambda: AuditlogMiddleware._get_actor(request))
 
     @staticmethod
     def _get_remote_addr(request):

@@ -526,8 +526,8 @@ def api_key(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Your PixVerse key is removed."))
             return redirect("api-key")
         if action == "test" and credential:
-            form = ApiKeyForm()
-            balance = _check_key(credential.client(max_wait=WEB_MAX_WAIT), form)
+            # No form here: the stored key is tested, and a refusal is said in a message.
+            balance, refusal = _check_key(credential.client(max_wait=WEB_MAX_WAIT))
             audit.record(request.user, "key_tested", credential, accepted=balance is not None)
             if balance:
                 ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
@@ -535,7 +535,7 @@ def api_key(request: HttpRequest) -> HttpResponse:
                 ApiCredential.mark_working(credential.key_hash)
                 _say_key_accepted(request, balance, _("PixVerse accepts your key: %(credits)s credits."))
             else:
-                messages.error(request, " ".join(form.errors.get("api_key", [])))
+                messages.error(request, refusal)
             return redirect("api-key")
         if action == "sandbox" and settings.PIXVERSE_SANDBOX_ENABLED:
             return _take_sandbox_key(request, credential)
@@ -605,21 +605,23 @@ def _verify_key(form: ApiKeyForm) -> Balance | None:
         form.add_error("api_key", _("This key has characters a PixVerse key cannot have. "
                                     "Paste it again, without spaces or other marks."))
         return None
-    return _check_key(client, form)
+    return _check_key(client, form)[0]
 
 
-def _check_key(client, form: ApiKeyForm) -> Balance | None:
-    """The key's balance, within about WEB_KEY_CHECK_SECONDS; else why not, next to the field."""
+def _check_key(client, form: ApiKeyForm | None = None) -> tuple[Balance | None, str]:
+    """The key's balance, within about WEB_KEY_CHECK_SECONDS; else why not (next to the form's field)."""
     try:
-        return client.balance(read_timeout=WEB_KEY_CHECK_SECONDS)
+        return client.balance(read_timeout=WEB_KEY_CHECK_SECONDS), ""
     except InvalidKey:
-        form.add_error("api_key", _("PixVerse does not accept this key. Check that it is complete."))
+        refusal = _("PixVerse does not accept this key. Check that it is complete.")
     except RateLimited:
-        form.add_error("api_key", _("PixVerse is busy with this key; try again in a few seconds."))
+        refusal = _("PixVerse is busy with this key; try again in a few seconds.")
     except PixVerseError as e:
         logger.warning("key check failed: %s trace_id=%s", e.kind, e.trace_id)
-        form.add_error("api_key", _("PixVerse could not be reached to check the key; try again."))
-    return None
+        refusal = _("PixVerse could not be reached to check the key; try again.")
+    if form is not None:
+        form.add_error("api_key", refusal)
+    return None, refusal
 
 
 # --- The member's account ----------------------------------------------------------------------------------
