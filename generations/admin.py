@@ -9,7 +9,6 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import transaction
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.utils import timezone
 from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -254,13 +253,13 @@ if admin.site.is_registered(LogEntry):
 class AuditLogAdmin(admin.ModelAdmin):
     """Who did what, and when. Nothing here can be added, changed or deleted, not even by a superuser."""
 
-    list_display = ["when", "who", "what", "target", "summary"]
+    list_display = ["timestamp", "who", "what", "target", "summary"]
     list_filter = [("actor", admin.RelatedOnlyFieldListFilter), "action", AuditEventFilter, AuditModelFilter,
                    "timestamp"]
     list_select_related = ["actor", "content_type"]
     search_fields = ["object_repr", "actor__username"]
     date_hierarchy = "timestamp"
-    fields = readonly_fields = ["when", "who", "what", "target", "summary", "remote_addr", "cid"]
+    fields = readonly_fields = ["timestamp", "who", "what", "target", "summary", "remote_addr", "cid"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -271,13 +270,13 @@ class AuditLogAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.display(description=_("when"), ordering="timestamp")
-    def when(self, entry: LogEntry):
-        return timezone.localtime(entry.timestamp)
-
     @admin.display(description=_("who"), ordering="actor__username")
     def who(self, entry: LogEntry) -> str:
-        return entry.actor.get_username() if entry.actor else _("system")
+        if entry.actor:
+            return entry.actor.get_username()
+        if entry.actor_email:  # the member was deleted since; auditlog kept their address
+            return _("%(email)s (deleted since)") % {"email": entry.actor_email}
+        return _("no one signed in (a worker, a command or a visitor)")
 
     @admin.display(description=_("what"))
     def what(self, entry: LogEntry) -> str:

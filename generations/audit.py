@@ -55,7 +55,8 @@ EVENTS = {
 # they are marked here for our catalog.
 AUDITLOG_WORDS = [gettext_noop("create"), gettext_noop("update"), gettext_noop("delete"),
                   gettext_noop("access"), gettext_noop("actor"), gettext_noop("action"),
-                  gettext_noop("timestamp"), gettext_noop("log entry"), gettext_noop("log entries")]
+                  gettext_noop("timestamp"), gettext_noop("remote address"), gettext_noop("Correlation ID"),
+                  gettext_noop("log entry"), gettext_noop("log entries")]
 
 
 def track(model: type[models.Model], *, exclude_fields=(), **options) -> None:

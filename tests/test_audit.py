@@ -323,3 +323,14 @@ def test_a_secret_field_is_never_tracked():
         for secret in audit.SECRET_FIELDS & names:
             assert secret in fields["exclude_fields"] or (
                 fields["include_fields"] and secret not in fields["include_fields"]), (model, secret)
+
+
+def test_an_entry_still_says_who_once_the_member_is_deleted(client, root, alice):
+    entry = audit.record(alice, "key_tested", make_generation(alice), accepted=True)
+    client.force_login(root)
+    assert client.post(f"/admin/auth/user/{alice.pk}/delete/", {"post": "yes"}).status_code == 302
+    entry.refresh_from_db()
+    assert entry.actor is None
+    assert "alice@example.com (deleted since)" in client.get("/admin/auditlog/logentry/").content.decode()
+    # Deleting the member deleted their jobs too, and says who did.
+    assert entries(Generation, action=A.DELETE).get().actor == root
