@@ -282,7 +282,7 @@ class AuditLogAdmin(admin.ModelAdmin):
     def what(self, entry: LogEntry) -> str:
         return capfirst(audit.event_label(entry))
 
-    @admin.display(description=_("on"))
+    @admin.display(description=_("object"))
     def target(self, entry: LogEntry) -> str:
         return f"{capfirst(entry.content_type.name)}: {entry.object_repr}"
 

@@ -131,8 +131,10 @@ def describe(entry: LogEntry) -> str:
                      key=lambda item: order.index(item[0]) if item[0] in order else len(order))
     for name, change in changes:
         if isinstance(change, dict):  # a many-to-many field: what was added or removed
-            word = _("added") if change.get("operation") == "add" else _("removed")
-            parts.append(f"{_field_label(model, name)}: {word} {', '.join(change.get('objects', []))}")
+            said = _("%(field)s: added %(objects)s") if change.get("operation") == "add" else _(
+                "%(field)s: removed %(objects)s")
+            parts.append(said % {"field": _field_label(model, name),
+                                 "objects": ", ".join(change.get("objects", []))})
         else:
             old, new = (_shown(value) for value in change)
             parts.append(f"{_field_label(model, name)}: {old} → {new}")
