@@ -195,10 +195,12 @@ class GenerationAdmin(admin.ModelAdmin):
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
         retried = []
         for generation in queryset:
-            again = generation.retry() if generation.can_retry else None
-            self._audited(request, "job_retried", generation, again is not None,
-                          **({"new_job": str(again.code)} if again else {}))
-            retried += [again] if again else []
+            if generation.can_retry:
+                again = generation.retry()
+                retried.append(again)
+                audit.record(request.user, "job_retried", generation, done=True, new_job=str(again.code))
+            else:
+                audit.record(request.user, "job_retried", generation, done=False)
         if retried:
             queue.kick_scheduler()
         self._report(request, len(retried), queryset.count(), _("ended unsuccessfully"))

@@ -17,6 +17,7 @@ exclude_fields=[...] for any other field that must not be seen, m2m_fields={...}
 many-to-many fields to follow.
 """
 
+import ipaddress
 from dataclasses import dataclass
 
 from auditlog.middleware import AuditlogMiddleware
@@ -106,10 +107,12 @@ def record(actor, action: str, target: models.Model, **details) -> LogEntry:
 
 def event_label(entry: LogEntry) -> str:
     """What happened, in words: the portal's event, or auditlog's action."""
-    name = (entry.additional_data or {}).get("event") if isinstance(entry.additional_data, dict) else None
-    if name in EVENTS:
-        return str(EVENTS[name].label)
-    return entry.get_action_display()
+    event = EVENTS.get(_details(entry).get("event"))
+    return str(event.label) if event else entry.get_action_display()
+
+
+def _details(entry: LogEntry) -> dict:
+    return entry.additional_data if isinstance(entry.additional_data, dict) else {}
 
 
 # What record()'s details are called on the audit page.
@@ -138,8 +141,7 @@ def describe(entry: LogEntry) -> str:
         else:
             old, new = (_shown(value) for value in change)
             parts.append(f"{_field_label(model, name)}: {old} → {new}")
-    details = entry.additional_data if isinstance(entry.additional_data, dict) else {}
-    for name, value in details.items():
+    for name, value in _details(entry).items():
         if name != "event":
             parts.append(f"{DETAIL_LABELS.get(name, name)}: {_shown(value)}")
     return "; ".join(parts)
@@ -172,8 +174,12 @@ class AuditActorMiddleware(AuditlogMiddleware):
         return SimpleLazyObject(lambda: AuditlogMiddleware._get_actor(request))
 
     @staticmethod
-    def _get_remote_addr(request):
-        return accounts.client_address(request)
+    def _get_remote_addr(request) -> str | None:
+        address = accounts.client_address(request)
+        try:
+            return str(ipaddress.ip_address(address or ""))
+        except ValueError:  # a proxy's header that is no address: the entry is written without one
+            return None
 
     @staticmethod
     def _get_remote_port(request) -> None:

@@ -234,6 +234,12 @@ def test_a_job_deleted_from_its_page_or_from_the_admin_is_in_the_log(client, roo
     assert_recent(by_staff, root)
     assert by_staff.changes_dict["code"][0] == str(theirs.code)
 
+    several = [make_generation(alice, prompt=f"A wolf {n}").pk for n in range(2)]
+    response = client.post("/admin/generations/generation/", {
+        "action": "delete_selected", "_selected_action": several, "post": "yes"})
+    assert response.status_code == 302 and not Generation.objects.exists()
+    assert entries(Generation, actor=root, action=A.DELETE).count() == 3
+
 
 def test_a_jobs_creation_and_its_workers_changes_are_not_in_the_log(alice):
     job = make_generation(alice)
@@ -334,3 +340,14 @@ def test_an_entry_still_says_who_once_the_member_is_deleted(client, root, alice)
     assert "alice@example.com (deleted since)" in client.get("/admin/auditlog/logentry/").content.decode()
     # Deleting the member deleted their jobs too, and says who did.
     assert entries(Generation, action=A.DELETE).get().actor == root
+
+
+def test_an_entry_has_the_clients_address_as_the_portal_reads_it(client, alice, api, settings):
+    settings.PORTAL_TRUSTED_PROXY_COUNT = 1
+    client.force_login(alice)
+    # The leftmost entry is the client's own writing; the proxy appended the real one.
+    client.post(reverse("api-key"), {"action": "save", "api_key": KEY},
+                headers={"X-Forwarded-For": "6.6.6.6, 203.0.113.9"})
+    client.post(reverse("api-key"), {"action": "test"}, headers={"X-Forwarded-For": "not an address"})
+    assert entries(ApiCredential, action=A.CREATE).get().remote_addr == "203.0.113.9"
+    assert entries(ApiCredential, additional_data__event="key_tested").get().remote_addr is None
