@@ -2,8 +2,9 @@
 
 django-auditlog keeps the entries (its LogEntry), finds the actor (AuditActorMiddleware, below)
 and records the changes of the models tracked here (track(), called from GenerationsConfig.ready).
-What has no model change of its own — a key's test, an admin action on jobs, a key replaced by
-one ending in the same four characters — is recorded with record(), from the views and the admin.
+What has no model change of its own — a key's test, an admin action on jobs, a key replaced
+(even by one ending in the same four characters, which changes no field that is shown) — is
+recorded with record(), from the views and the admin.
 
 No key ever reaches an entry: every field named in SECRET_FIELDS is left out of every tracked
 model, and record() is given only what the portal shows anyway (a key's last four characters).
@@ -36,6 +37,7 @@ from generations import accounts
 
 # Fields that hold a key, a key's ciphertext or hash, a password or a token: never in the log.
 SECRET_FIELDS = frozenset({"encrypted_key", "key_hash", "password", "token", "token_hash", "secret"})
+
 
 @dataclass(frozen=True)
 class Event:

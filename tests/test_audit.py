@@ -98,7 +98,12 @@ def test_a_members_key_added_replaced_tested_and_removed_is_in_the_log(client, a
     removed = entries(ApiCredential, action=A.DELETE).get()
     assert_recent(removed, alice)
     assert removed.object_repr == "…BBBB"
-    assert_no_key_material(secrets)
+    client.force_login(User.objects.create_superuser("root", password="pw"))
+    pages = [client.get("/admin/auditlog/logentry/").content.decode()]
+    pages += [client.get(f"/admin/auditlog/logentry/{entry.pk}/change/").content.decode()
+              for entry in LogEntry.objects.all()]
+    assert "Key tested" in pages[0] and "••••BBBB" in "".join(pages)
+    assert_no_key_material(secrets, *pages)
 
 
 def test_a_refused_test_is_in_the_log_too(client, alice):
