@@ -206,9 +206,9 @@ class GenerationAdmin(admin.ModelAdmin):
         self._report(request, len(retried), queryset.count(), _("ended unsuccessfully"))
 
     @staticmethod
-    def _audited(request: HttpRequest, action: str, generation: Generation, done: bool, **details) -> bool:
+    def _audited(request: HttpRequest, action: str, generation: Generation, done: bool) -> bool:
         """The action on one job goes into the audit log, done or skipped (not in a state for it)."""
-        audit.record(request.user, action, generation, done=done, **details)
+        audit.record(request.user, action, generation, done=done)
         return done
 
     def _report(self, request: HttpRequest, done: int, chosen: int, needed: str) -> None:
