@@ -2,11 +2,13 @@
 
 from datetime import timedelta
 
+from auditlog.models import LogEntry
 from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.contrib.contenttypes.models import ContentType
 from django.core.mail import send_mail
 from django.db import transaction
 from django.db.models import QuerySet
@@ -15,11 +17,12 @@ from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from django.views.decorators.debug import sensitive_variables
 
-from generations import queue, roles
+from generations import audit, queue, roles
 from generations.models import ApiCredential, Generation, Invitation, KeyGrant, TeamKey
 
 
@@ -112,9 +115,12 @@ class TeamKeyAdmin(admin.ModelAdmin):
     @sensitive_variables("raw_key")
     def save_model(self, request, obj: TeamKey, form, change: bool) -> None:
         raw_key = form.cleaned_data.get("api_key")
+        replaced = obj.masked if change and raw_key else None
         if raw_key:
             obj.set_key(raw_key)  # the balance is read in the background (want_balance below)
         super().save_model(request, obj, form, change)
+        if replaced:
+            audit.record(request.user, "key_replaced", obj, old=replaced, new=obj.masked)
         ApiCredential.want_balance(obj.key_hash)
         transaction.on_commit(queue.kick_scheduler)
 
@@ -212,22 +218,35 @@ class GenerationAdmin(admin.ModelAdmin):
 
     @admin.action(description=_("Read the status now"), permissions=["manage"])
     def poll_now(self, request: HttpRequest, queryset: QuerySet) -> None:
-        moved = [g for g in queryset if g.read_soon()]
+        moved = [g for g in queryset if self._audited(request, "job_status_read", g, g.read_soon())]
         if moved:
             queue.kick_scheduler()
         self._report(request, len(moved), queryset.count(), _("running"))
 
     @admin.action(description=_("Cancel"), permissions=["manage"])
     def cancel(self, request: HttpRequest, queryset: QuerySet) -> None:
-        done = sum(g.cancel() for g in queryset)
+        done = sum(self._audited(request, "job_cancelled", g, g.cancel()) for g in queryset)
         self._report(request, done, queryset.count(), _("active"))
 
     @admin.action(description=_("Try again with the same settings"), permissions=["retry"])
     def retry(self, request: HttpRequest, queryset: QuerySet) -> None:
-        retried = [g.retry() for g in queryset if g.can_retry]
+        retried = []
+        for generation in queryset:
+            if generation.can_retry:
+                again = generation.retry()
+                retried.append(again)
+                audit.record(request.user, "job_retried", generation, done=True, new_job=str(again.code))
+            else:
+                audit.record(request.user, "job_retried", generation, done=False)
         if retried:
             queue.kick_scheduler()
         self._report(request, len(retried), queryset.count(), _("ended unsuccessfully"))
+
+    @staticmethod
+    def _audited(request: HttpRequest, action: str, generation: Generation, done: bool) -> bool:
+        """The action on one job goes into the audit log, done or skipped (not in a state for it)."""
+        audit.record(request.user, action, generation, done=done)
+        return done
 
     def _report(self, request: HttpRequest, done: int, chosen: int, needed: str) -> None:
         self.message_user(request, ngettext("%(done)d of %(chosen)d job done.",
@@ -298,3 +317,76 @@ class InvitationAdmin(admin.ModelAdmin):
             sent += 1
         self.message_user(request, ngettext("%(n)d invitation sent again.", "%(n)d invitations sent again.",
                                             sent) % {"n": sent})
+
+
+# --- The audit log (generations/audit.py): read-only, for staff who may view its entries ----------
+
+
+class AuditModelFilter(admin.SimpleListFilter):
+    title = _("model")
+    parameter_name = "model"
+
+    def lookups(self, request, model_admin):
+        used = LogEntry.objects.values_list("content_type", flat=True).distinct()
+        types = ContentType.objects.filter(pk__in=used)
+        return sorted(((t.pk, capfirst(t.name)) for t in types), key=lambda choice: str(choice[1]))
+
+    def queryset(self, request, queryset):
+        return queryset.filter(content_type_id=self.value()) if self.value() else queryset
+
+
+class AuditEventFilter(admin.SimpleListFilter):
+    title = _("event")
+    parameter_name = "event"
+
+    def lookups(self, request, model_admin):
+        return [(name, capfirst(event.label)) for name, event in audit.EVENTS.items()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(additional_data__event=self.value()) if self.value() else queryset
+
+
+if admin.site.is_registered(LogEntry):
+    admin.site.unregister(LogEntry)  # auditlog's own admin: ours says what happened in words
+
+
+@admin.register(LogEntry)
+class AuditLogAdmin(admin.ModelAdmin):
+    """Who did what, and when. Nothing here can be added, changed or deleted, not even by a superuser."""
+
+    list_display = ["timestamp", "who", "what", "target", "summary"]
+    list_filter = [("actor", admin.RelatedOnlyFieldListFilter), "action", AuditEventFilter, AuditModelFilter,
+                   "timestamp"]
+    list_select_related = ["actor", "content_type"]
+    search_fields = ["object_repr", "actor__username"]
+    date_hierarchy = "timestamp"
+    fields = readonly_fields = ["timestamp", "who", "what", "target", "summary", "remote_addr", "cid"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("who"), ordering="actor__username")
+    def who(self, entry: LogEntry) -> str:
+        if entry.actor:
+            return entry.actor.get_username()
+        if entry.actor_email:  # the member was deleted since; auditlog kept their address
+            return _("%(email)s (deleted since)") % {"email": entry.actor_email}
+        return _("no one signed in (a worker, a command or a visitor)")
+
+    @admin.display(description=_("what"))
+    def what(self, entry: LogEntry) -> str:
+        return capfirst(audit.event_label(entry))
+
+    @admin.display(description=_("object"))
+    def target(self, entry: LogEntry) -> str:
+        return f"{capfirst(entry.content_type.name)}: {entry.object_repr}"
+
+    @admin.display(description=_("changes"))
+    def summary(self, entry: LogEntry) -> str:
+        return audit.describe(entry)

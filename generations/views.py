@@ -35,7 +35,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, cards, keys, media, queue, roles
+from generations import accounts, audit, cards, keys, media, queue, roles
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
@@ -573,23 +573,22 @@ def api_key(request: HttpRequest) -> HttpResponse:
             messages.success(request, _("Your PixVerse key is removed."))
             return redirect("api-key")
         if action == "test" and credential:
-            form = ApiKeyForm()
-            if balance := _check_key(credential.client(max_wait=WEB_MAX_WAIT), form):
+            # No form here: the stored key is tested, and a refusal is said in a message.
+            balance, refusal = _check_key(credential.client(max_wait=WEB_MAX_WAIT))
+            audit.record(request.user, "key_tested", credential, accepted=balance is not None)
+            if balance:
                 ApiCredential.objects.filter(pk=credential.pk).update(verified_at=timezone.now())
                 ApiCredential.record_balance(credential.key_hash, balance)
                 ApiCredential.mark_working(credential.key_hash)
                 _say_key_accepted(request, balance, _("PixVerse accepts your key: %(credits)s credits."))
             else:
-                messages.error(request, " ".join(form.errors.get("api_key", [])))
+                messages.error(request, refusal)
             return redirect("api-key")
         if action == "sandbox" and settings.PIXVERSE_SANDBOX_ENABLED:
             return _take_sandbox_key(request, credential)
         form = ApiKeyForm(request.POST)
         if form.is_valid() and (balance := _verify_key(form)):
-            credential = credential or ApiCredential(user=request.user)
-            credential.set_key(form.cleaned_data["api_key"])
-            credential.verified_at = timezone.now()
-            credential.save()
+            credential = _store_key(request, credential, form.cleaned_data["api_key"])
             ApiCredential.record_balance(credential.key_hash, balance)
             _say_key_accepted(request, balance, _("Your PixVerse key is saved: %(credits)s credits."))
             return redirect("api-key")
@@ -614,15 +613,26 @@ def _say_key_accepted(request: HttpRequest, balance: Balance, text: str) -> None
 
 
 @sensitive_variables("raw_key")
+def _store_key(request: HttpRequest, credential: ApiCredential | None, raw_key: str) -> ApiCredential:
+    """Store the member's new key, checked just now; a key replaced is in the audit log even when
+    its last four characters are the same (the change of the row says only what shows)."""
+    replaced = credential.masked if credential else None
+    credential = credential or ApiCredential(user=request.user)
+    credential.set_key(raw_key)
+    credential.verified_at = timezone.now()
+    credential.save()
+    if replaced:
+        audit.record(request.user, "key_replaced", credential, old=replaced, new=credential.masked)
+    return credential
+
+
+@sensitive_variables("raw_key")
 def _take_sandbox_key(request: HttpRequest, credential: ApiCredential | None) -> HttpResponse:
     """The local run's way to a key: a new sandbox account, its key stored for this member unseen."""
     from generations.sandbox.models import SandboxAccount
 
     account, raw_key = SandboxAccount.issue(request.user.get_username())
-    credential = credential or ApiCredential(user=request.user)
-    credential.set_key(raw_key)
-    credential.verified_at = timezone.now()
-    credential.save()
+    credential = _store_key(request, credential, raw_key)
     ApiCredential.want_balance(credential.key_hash)
     transaction.on_commit(queue.kick_scheduler)
     messages.success(request, _("You now have a sandbox key with %(credits)s credits. Its videos are "
@@ -642,21 +652,23 @@ def _verify_key(form: ApiKeyForm) -> Balance | None:
         form.add_error("api_key", _("This key has characters a PixVerse key cannot have. "
                                     "Paste it again, without spaces or other marks."))
         return None
-    return _check_key(client, form)
+    return _check_key(client, form)[0]
 
 
-def _check_key(client, form: ApiKeyForm) -> Balance | None:
-    """The key's balance, within about WEB_KEY_CHECK_SECONDS; else why not, next to the field."""
+def _check_key(client, form: ApiKeyForm | None = None) -> tuple[Balance | None, str]:
+    """The key's balance, within about WEB_KEY_CHECK_SECONDS; else why not (next to the form's field)."""
     try:
-        return client.balance(read_timeout=WEB_KEY_CHECK_SECONDS)
+        return client.balance(read_timeout=WEB_KEY_CHECK_SECONDS), ""
     except InvalidKey:
-        form.add_error("api_key", _("PixVerse does not accept this key. Check that it is complete."))
+        refusal = _("PixVerse does not accept this key. Check that it is complete.")
     except RateLimited:
-        form.add_error("api_key", _("PixVerse is busy with this key; try again in a few seconds."))
+        refusal = _("PixVerse is busy with this key; try again in a few seconds.")
     except PixVerseError as e:
         logger.warning("key check failed: %s trace_id=%s", e.kind, e.trace_id)
-        form.add_error("api_key", _("PixVerse could not be reached to check the key; try again."))
-    return None
+        refusal = _("PixVerse could not be reached to check the key; try again.")
+    if form is not None:
+        form.add_error("api_key", refusal)
+    return None, refusal
 
 
 # --- The member's account ----------------------------------------------------------------------------------

@@ -24,6 +24,11 @@ def log_context(**ids) -> Iterator[None]:
         _context.reset(token)
 
 
+def current_request_id() -> str | None:
+    """The id of the request being answered (the audit log's correlation id), if any."""
+    return (_context.get() or {}).get("request_id")
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         current = _context.get() or {}

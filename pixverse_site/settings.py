@@ -62,6 +62,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_q",
     "axes",
+    "generations.apps.AuditLogConfig",
     "generations",
     "generations.sandbox",
 ]
@@ -79,6 +80,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # Swaps a locked-out sign-in's answer for the lockout page (after sessions and auth; it reads no body).
     "axes.middleware.AxesMiddleware",
+    # The signed-in member is the actor of the audit log's entries (generations/audit.py).
+    "generations.audit.AuditActorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -219,6 +222,10 @@ AXES_LOCKOUT_CALLABLE = "generations.views.signin_locked_out"
 AXES_DISABLE_ACCESS_LOG = True
 # A stored failure keeps the form's fields: not the CSRF token (it reveals the cookie's secret).
 AXES_SENSITIVE_PARAMETERS = ["username", "ip_address", "csrfmiddlewaretoken"]
+# The audit log (generations/audit.py): a foreign key's change says whom it names, not a
+# number; an entry carries the request id of the log lines of its request.
+AUDITLOG_USE_FK_STRING_REPRESENTATION = True
+AUDITLOG_CID_GETTER = "pixverse_site.logcontext.current_request_id"
 # Password-reset mail per hour: to one address, and asked for by one client address.
 PORTAL_PASSWORD_RESETS_PER_ADDRESS = env_int("PORTAL_PASSWORD_RESETS_PER_ADDRESS", 3, minimum=1)
 PORTAL_PASSWORD_RESETS_PER_CLIENT = env_int("PORTAL_PASSWORD_RESETS_PER_CLIENT", 10, minimum=1)

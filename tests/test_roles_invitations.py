@@ -171,3 +171,19 @@ def test_a_jobs_key_is_stored_in_no_language_and_shown_in_the_readers(client):
     assert job.paid_with == "••••AAAA"
     with translation.override("ru"):
         assert paid_with_text(job.paid_with) == "личный ключ участника ••••AAAA"
+
+
+def test_an_invitation_and_its_acceptance_are_in_the_audit_log(client):
+    from auditlog.models import LogEntry
+
+    owner = User.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(owner)
+    path = invite(client, email="logged@example.com", role="guest").removeprefix("http://testserver")
+    client.logout()
+    client.post(path, {"username": "logged", **PASSWORDS})
+    entries = LogEntry.objects.filter(content_type__model="invitation").order_by("pk")
+    created, accepted = entries[0], entries.last()
+    assert created.actor == owner and created.changes_dict["role"][1] == "guest"
+    assert "accepted_at" in accepted.changes_dict
+    invitation = Invitation.objects.get()
+    assert invitation.token_hash not in str(list(entries.values()))
