@@ -247,3 +247,15 @@ def test_the_detail_page_is_headed_by_its_prompt(as_alice, alice):
     heading = re.search(r'<h1 class="detail-title">([^<]*)</h1>', page).group(1)
     assert heading.startswith("A red fox jumps") and heading.endswith("…") and len(heading) <= 90
     assert re.search(r"<title>A red fox jumps", page)
+
+
+def test_a_page_past_the_last_one_says_so_with_a_way_back(as_alice, alice):
+    make_generation(alice, status=S.DONE)
+    page = as_alice.get(reverse("history"), {"q": "wolf", "page": "3"}).content.decode()
+    assert "This page is past the last one." in page and 'href="?q=wolf"' in page
+    assert "No videos match" not in page
+
+
+def test_a_cancelled_job_does_not_say_how_long_it_took(as_alice, alice):
+    make_generation(alice, status=S.CANCELLED, finished_at=timezone.now())
+    assert "took" not in as_alice.get("/").content.decode()
