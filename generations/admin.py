@@ -73,7 +73,6 @@ class KeyGrantInline(admin.TabularInline):
     extra = 1
     fields = ["member", "monthly_limit", "spent", "created"]
     readonly_fields = ["spent", "created"]
-    autocomplete_fields = ["member"]
     verbose_name = _("member who may use this key")
     verbose_name_plural = _("members who may use this key")
 

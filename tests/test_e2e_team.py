@@ -26,12 +26,10 @@ print(key)
     admin = staff.new_page()
     sign_in(admin, base, "olive")
 
-    # A team key, given to every new member with 100 credits a month.
+    # A team key of the studio's.
     admin.goto(f"{base}/admin/generations/teamkey/add/")
     admin.fill("#id_name", "Studio key")
     admin.fill("#id_api_key", team_key)
-    admin.fill("#id_default_monthly_limit", "100")
-    admin.check("#id_grant_new_members")
     admin.click("input[name=_save]")
     admin.wait_for_selector("text=Studio key")
     assert team_key not in admin.content()
@@ -54,7 +52,17 @@ print(key)
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/")
     expect(page.locator(".messages")).to_contain_text("Welcome to the team, pia.")
+
+    # Staff give her the team key, with 100 credits a month.
+    admin.goto(f"{base}/admin/generations/teamkey/")
+    admin.get_by_role("link", name="Studio key").click()
+    admin.select_option("#id_grants-0-member", label="pia")
+    admin.fill("#id_grants-0-monthly_limit", "100")
+    admin.click("input[name=_save]")
+    admin.wait_for_selector("text=was changed successfully")
+
     # The team key is hers to use, with its limit.
+    page.reload()
     expect(page.locator("#id_key")).to_contain_text("Studio key")
     estimate = page.locator("#text-form .estimate")
     expect(estimate).to_contain_text("100 of 100 credits left this month on Studio key")
