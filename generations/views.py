@@ -367,31 +367,34 @@ def cancel(request: HttpRequest, code) -> HttpResponse:
 @require_GET
 def video(request: HttpRequest, code) -> HttpResponse:
     """Our stored copy of the video; members download only what they may see."""
-    generation = _get_visible_generation(request, code)
-    if not generation.video_file:
-        raise Http404
+    generation, stored = _stored_file(request, code, "video_file")
     download = "download" in request.GET
-    return media.serve(request, generation.video_file, content_type="video/mp4", as_attachment=download,
+    return media.serve(request, stored, content_type="video/mp4", as_attachment=download,
                        filename=f"pixverse-{generation.video_id}.mp4")
+
+
+def _stored_file(request: HttpRequest, code, field: str):
+    """A visible job and one of its stored files (video, source image, poster); else 404."""
+    generation = _get_visible_generation(request, code)
+    stored = getattr(generation, field)
+    if not stored:
+        raise Http404
+    return generation, stored
 
 
 @login_required
 @require_GET
 def source_image(request: HttpRequest, code) -> HttpResponse:
-    generation = _get_visible_generation(request, code)
-    if not generation.source_image:
-        raise Http404
-    return media.serve(request, generation.source_image)
+    _generation, stored = _stored_file(request, code, "source_image")
+    return media.serve(request, stored)
 
 
 @login_required
 @require_GET
 def poster(request: HttpRequest, code) -> HttpResponse:
     """The video's poster frame (read from our copy), for members who may see the job."""
-    generation = _get_visible_generation(request, code)
-    if not generation.poster:
-        raise Http404
-    return media.serve(request, generation.poster, content_type="image/jpeg")
+    _generation, stored = _stored_file(request, code, "poster")
+    return media.serve(request, stored, content_type="image/jpeg")
 
 
 # --- The team's history ----------------------------------------------------------------------
