@@ -14,6 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from generations import accounts, catalog
 from generations.images import InvalidImage, check_image
+from generations.keys import LimitReached, check_limit
 from generations.models import Generation
 from generations.usage import Month
 
@@ -163,8 +164,6 @@ class GenerationForm(forms.Form):
                 _("This video costs %(cost)s credits; your PixVerse balance is %(balance)s."),
                 params={"cost": cost, "balance": self.known_balance}, code="balance",
             )
-        from generations.keys import LimitReached, check_limit
-
         try:
             check_limit(data.get("key"), cost)
         except LimitReached as refused:
@@ -448,17 +447,15 @@ class InvitationForm(SignUpForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        del self.fields["email"]
-
-    def clean_email(self):  # not asked: the invitation's address is used
-        return ""
+        del self.fields["email"]  # not asked: the invitation's address is used
 
 
 def _time_zone_choices():
-    import zoneinfo
+    # The zones the middleware accepts from the cookie, so a choice always takes effect.
+    from pixverse_site.middleware import known_time_zones
 
     return [("", _("The browser's time zone")),
-            *[(name, name.replace("_", " ")) for name in sorted(zoneinfo.available_timezones())
+            *[(name, name.replace("_", " ")) for name in sorted(known_time_zones())
               if "/" in name and not name.startswith(("Etc/", "SystemV/", "US/"))], ("UTC", "UTC")]
 
 

@@ -1,6 +1,8 @@
 """The portal's data."""
 
+import hashlib
 import math
+import secrets
 import uuid
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING
@@ -899,14 +901,10 @@ class Invitation(models.Model):
 
     @staticmethod
     def hash_token(token: str) -> str:
-        import hashlib
-
         return hashlib.sha256(f"pixverse-invitation:{token}".encode()).hexdigest()
 
     def new_token(self) -> str:
         """A fresh link token (the old link stops working); only its hash is kept."""
-        import secrets
-
         token = secrets.token_urlsafe(32)
         self.token_hash = self.hash_token(token)
         return token
