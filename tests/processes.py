@@ -46,6 +46,21 @@ def wait_until_serving(port: int, seconds: float = 60, path: str = "/accounts/lo
             time.sleep(0.3)
 
 
+def web_session():
+    """A requests session for a server under test that opens a new connection per request.
+
+    gunicorn closes a kept-alive connection after 2 idle seconds; when that close
+    crosses the test's next request on the wire the request dies with "connection
+    reset by peer" (a browser sends it again, requests does not). One connection
+    per request leaves no idle connection for the server to close.
+    """
+    import requests
+
+    session = requests.Session()
+    session.headers["Connection"] = "close"
+    return session
+
+
 def django_shell(env: dict, code: str) -> str:
     """Run Python with Django set up, in the environment of the processes under test; its output."""
     done = subprocess.run(

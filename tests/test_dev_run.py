@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.processes import free_port
+from tests.processes import free_port, web_session
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,7 +62,7 @@ def test_dev_run_serves_the_portal_and_the_sandbox_and_stops_on_ctrl_c(tmp_path)
         page = wait_for_http(f"{base}/accounts/login/", timeout=60)
         assert page.status_code == 200
 
-        session = requests.Session()
+        session = web_session()
         session.get(f"{base}/accounts/login/", timeout=5)
         signed_in = session.post(
             f"{base}/accounts/login/", timeout=5,

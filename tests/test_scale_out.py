@@ -21,7 +21,15 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.processes import django_shell, free_port, postgres_database, reachable, stop, wait_until_serving
+from tests.processes import (
+    django_shell,
+    free_port,
+    postgres_database,
+    reachable,
+    stop,
+    wait_until_serving,
+    web_session,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MEMBERS = 3
@@ -100,7 +108,7 @@ def start(command, env, log):
 
 
 def sign_in(base: str, username: str) -> requests.Session:
-    session = requests.Session()
+    session = web_session()
     session.get(f"{base}/accounts/login/", timeout=10)
     response = session.post(f"{base}/accounts/login/", timeout=10, data={
         "username": username, "password": "scale-out-pass-1",
