@@ -65,8 +65,9 @@ class PromptField(forms.CharField):
         return strip_invisible(value) if value else value
 
 
-# Room in a request for the image form's other fields (two prompts of 2048
-# characters at up to four bytes each, the settings, the multipart wrapping).
+# Room in a request for the image form's other fields (a prompt of 5000 and a
+# negative prompt of 2048 characters at up to four bytes each, the settings, the
+# multipart wrapping).
 FORM_FIELDS_ALLOWANCE = 64 * 1024
 
 
@@ -80,11 +81,34 @@ def _megabytes(size: int) -> str:
     return f"{size / 2**20:.1f}".removesuffix(".0")
 
 
+# The form fields that say what PixVerse makes, and the API's names where they differ.
+OPTION_FIELDS = ("model", "quality", "duration", "aspect_ratio", "motion_mode", "style", "camera_movement",
+                 "generate_audio", "multi_clip", "thinking_type")
+API_NAMES = {"generate_audio": "generate_audio_switch", "multi_clip": "generate_multi_clip_switch"}
+FORM_NAMES = {api: name for name, api in API_NAMES.items()}
+
+
+def _offered(model: catalog.Model) -> set[str]:
+    """The option fields this model has."""
+    switches = {"motion_mode": model.fast_motion, "style": model.style,
+                "camera_movement": model.camera_movement, "generate_audio": model.native_audio,
+                "multi_clip": model.multi_clip, "thinking_type": model.thinking}
+    return {name for name in OPTION_FIELDS if switches.get(name, True)}
+
+
 class GenerationForm(forms.Form):
-    """Settings shared by text-to-video and image-to-video."""
+    """Settings shared by text-to-video and image-to-video.
+
+    The option fields are those of the chosen model (catalog.Model): its
+    lengths, qualities and aspect ratios, and only the switches it has. While
+    the member edits, htmx asks for the options again when the model changes
+    (views.estimate); without JavaScript a value the model refuses is refused
+    next to its field, or above the form for a field the model lacks.
+    """
 
     prompt = PromptField(
-        label=_("Prompt"), max_length=catalog.PROMPT_MAX_LENGTH,
+        # The longest any model takes; the chosen model's own limit is checked in clean().
+        label=_("Prompt"), max_length=catalog.LONGEST_PROMPT,
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("A wolf in the snow at dawn")}),
     )
     model = forms.ChoiceField(label=_("Model"), choices=_choices(catalog.MODELS),
@@ -97,6 +121,16 @@ class GenerationForm(forms.Form):
                                     choices=_choices(catalog.MOTION_MODES, MOTION_LABELS))
     style = forms.ChoiceField(label=_("Style"), required=False,
                               choices=[("", _("None")), *_choices(catalog.STYLES, catalog.STYLE_LABELS)])
+    camera_movement = forms.ChoiceField(
+        label=_("Camera"), required=False,
+        choices=[("", _("As the prompt says")), *_choices(catalog.CAMERA_MOVEMENTS, catalog.CAMERA_LABELS)])
+    generate_audio = forms.BooleanField(label=_("With sound"), required=False,
+                                        help_text=_("PixVerse makes the sound too; it costs more."))
+    multi_clip = forms.BooleanField(label=_("Several shots"), required=False,
+                                    help_text=_("The video may cut between shots."))
+    thinking_type = forms.ChoiceField(
+        label=_("Prompt reasoning"), required=False,
+        choices=[("", _("PixVerse decides")), ("enabled", _("On")), ("disabled", _("Off"))])
     negative_prompt = PromptField(
         label=_("Negative prompt"), required=False, max_length=catalog.PROMPT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("What to keep out of the video")}),
@@ -123,6 +157,45 @@ class GenerationForm(forms.Form):
         if not self.key_shown:
             self.fields["key"].widget = forms.HiddenInput()
         self.own_balance = balance
+        self.spec = catalog.model_named(self["model"].value())
+        self._fit_options()
+
+    def _fit_options(self) -> None:
+        """Offer what the chosen model accepts: its choices, and only the switches it has."""
+        spec = self.spec
+        self.lacking = {}  # option fields the model lacks: what the form was sent for them
+        for name in OPTION_FIELDS:
+            if name in self.fields and name not in _offered(spec):
+                if self.is_bound and (value := self.data.get(self.add_prefix(name))) not in (None, ""):
+                    self.lacking[name] = value
+                del self.fields[name]
+        self.fields["quality"].choices = _choices(spec.qualities)
+        self.fields["duration"].choices = [(d, _seconds(d)) for d in spec.durations]
+        if "aspect_ratio" in self.fields:
+            self.fields["aspect_ratio"].choices = _choices(spec.aspect_ratios)
+
+    @property
+    def option_fields(self) -> list:
+        """The bound option fields the chosen model has, in the order they are shown."""
+        return [self[name] for name in OPTION_FIELDS if name in self.fields]
+
+    @classmethod
+    def for_model(cls, data, **kwargs) -> "GenerationForm":
+        """An unbound form with what the member chose so far, fitted to the chosen model.
+
+        A value the model does not take is replaced by the field's default
+        (5 s after a move from v6's 12 s to v5, say), so the options shown are
+        always a combination the member could send.
+        """
+        initial = {name: data.get(name) for name in data}
+        fitted = cls(initial=initial, **kwargs)  # its fields are the chosen model's
+        for name in OPTION_FIELDS:
+            field = fitted.fields.get(name)
+            if isinstance(field, forms.BooleanField):
+                initial[name] = data.get(name) in ("on", "true", "1")
+            elif field is not None and str(data.get(name)) not in {str(v) for v, _label in field.choices}:
+                initial[name] = field.initial if field.initial is not None else field.choices[0][0]
+        return cls(initial=initial, **kwargs)
 
     def chosen_key(self):
         """The KeyChoice the form names (what it was sent with, else its initial value), or None."""
@@ -154,7 +227,7 @@ class GenerationForm(forms.Form):
         if self.errors:
             return data
         # The combinations PixVerse refuses, said next to the field to change.
-        for field, message in self.combination_problems():
+        for field, message in self.combination_problems(data["prompt"]):
             self.add_error(field, message)
         if self.errors:
             return data
@@ -170,20 +243,41 @@ class GenerationForm(forms.Form):
             self.add_error("key" if self.key_shown else None, refused.message)
         return data
 
-    def combination_problems(self) -> list[tuple[str, str]]:
-        """(field, why) for each setting PixVerse refuses together with the others."""
-        motion, quality = self["motion_mode"].value(), self["quality"].value()
+    def api_params(self, prompt: str = "-") -> dict | None:
+        """The settings as PixVerse's fields, from what the form shows or was sent;
+        None while the duration is no number."""
+        def value(name):
+            if name in self.lacking:
+                return self.lacking[name]
+            return self[name].value() if name in self.fields else None
+
         try:
-            duration = int(self["duration"].value())
+            duration = int(value("duration"))
         except (TypeError, ValueError):
-            duration = None
+            return None
+        params = {"prompt": prompt, "duration": duration}
+        for name in OPTION_FIELDS:
+            if name != "duration" and (raw := value(name)) not in (None, "", False):
+                # A switch is on (a checkbox's value, or "on" sent for a field the model lacks).
+                params[API_NAMES.get(name, name)] = True if name in API_NAMES else raw
+        return params
+
+    def combination_problems(self, prompt: str = "-") -> list[tuple[str, str]]:
+        """(field, why) for each setting the chosen model refuses with the others.
+
+        The rules are the catalog's, the same the sandbox answers 400017 for. A
+        problem with a field the model lacks (sent without JavaScript) has no
+        field to stand next to: None, above the form.
+        """
+        params = self.api_params(prompt)
+        if params is None:
+            return [("duration", gettext("Choose a duration."))]
         problems = []
-        if motion == "fast" and duration == 8:
-            problems.append(("motion_mode", _("Fast motion is available for 5-second videos only.")))
-        if motion == "fast" and quality == "1080p":
-            problems.append(("motion_mode", _("Fast motion is not available at 1080p.")))
-        if quality == "1080p" and duration == 8:
-            problems.append(("duration", _("1080p videos can be 5 seconds long only.")))
+        for problem in catalog.check_parameters(params):
+            name = FORM_NAMES.get(problem.field, problem.field)
+            if name == "prompt" and prompt == "-":
+                continue
+            problems.append((name if name in self.fields else None, problem.message))
         return problems
 
     def estimate(self) -> dict:
@@ -200,22 +294,17 @@ class GenerationForm(forms.Form):
 
     def cost(self) -> int | None:
         """The credits these settings cost, or None while they are incomplete or refused."""
-        try:
-            params = {"prompt": "-", "quality": self["quality"].value(),
-                      "duration": int(self["duration"].value()),
-                      "motion_mode": self["motion_mode"].value() or None}
-        except (TypeError, ValueError):
+        params = self.api_params()
+        if params is None or catalog.check_parameters(params):
             return None
-        if catalog.check_parameters(params):
-            return None
-        return catalog.credit_cost(params["quality"], params["duration"], params["motion_mode"])
+        return self.spec.cost(params["quality"], params["duration"], motion_mode=params.get("motion_mode"),
+                              audio=bool(params.get("generate_audio_switch")))
 
     @staticmethod
     def initial_from(generation) -> dict:
         """The settings of an earlier job, to start a new one from."""
         return {name: getattr(generation, name) for name in (
-            "prompt", "negative_prompt", "model", "quality", "duration", "aspect_ratio",
-            "motion_mode", "seed", "style")} | {"source": generation.code}
+            "prompt", "negative_prompt", "seed", *OPTION_FIELDS)} | {"source": generation.code}
 
     def generation_fields(self) -> dict:
         data = self.cleaned_data
@@ -225,6 +314,9 @@ class GenerationForm(forms.Form):
             "quality": data["quality"], "duration": data["duration"],
             "aspect_ratio": data.get("aspect_ratio") or "", "motion_mode": data.get("motion_mode") or "",
             "seed": data.get("seed"), "style": data.get("style") or "", "credits": self.cost(),
+            "camera_movement": data.get("camera_movement") or "",
+            "thinking_type": data.get("thinking_type") or "",
+            "generate_audio": bool(data.get("generate_audio")), "multi_clip": bool(data.get("multi_clip")),
             "team_key": choice.credential if (choice := data.get("key")) and choice.is_team else None,
         }
 
@@ -233,8 +325,7 @@ class TextToVideoForm(GenerationForm):
     source = forms.UUIDField(required=False, widget=forms.HiddenInput)
     aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"), initial="16:9",
                                      choices=_choices(catalog.ASPECT_RATIOS))
-    field_order = ["prompt", "model", "quality", "duration", "aspect_ratio", "motion_mode", "style",
-                   "negative_prompt", "seed"]
+    field_order = ["prompt", *OPTION_FIELDS, "negative_prompt", "seed"]
 
 
 class ImageToVideoForm(GenerationForm):
@@ -246,8 +337,7 @@ class ImageToVideoForm(GenerationForm):
     )
     # An earlier job whose image to use again when no new file is chosen.
     source = forms.UUIDField(required=False, widget=forms.HiddenInput)
-    field_order = ["image", "prompt", "model", "quality", "duration", "motion_mode", "style",
-                   "negative_prompt", "seed"]
+    field_order = ["image", "prompt", *OPTION_FIELDS, "negative_prompt", "seed"]
     kind = "image"
 
     def __init__(self, *args, sources=None, **kwargs):

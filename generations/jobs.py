@@ -620,7 +620,8 @@ def submit(generation: Generation, client: PixVerseClient, token=None) -> bool:
         return False
     expected = timedelta(seconds=expected_seconds(generation.quality, generation.duration,
                                                   generation.kind))
-    generation.mark_submitted(submission.video_id, _first_read(generation), token=token, expected=expected)
+    generation.mark_submitted(submission.video_id, _first_read(generation), token=token, expected=expected,
+                              credits=submission.credits)
     ApiCredential.balance_changed(generation.key_hash)
     logger.info("generation %s submitted: video_id=%s trace_id=%s", generation.pk,
                 submission.video_id, generation.trace_id)

@@ -363,6 +363,11 @@ class Generation(models.Model):
     motion_mode = models.CharField(_("motion mode"), max_length=8, blank=True)
     seed = models.BigIntegerField(_("seed"), null=True, blank=True)
     style = models.CharField(_("style"), max_length=16, blank=True, choices=catalog.STYLE_LABELS.items())
+    camera_movement = models.CharField(_("camera movement"), max_length=16, blank=True,
+                                       choices=catalog.CAMERA_LABELS.items())
+    generate_audio = models.BooleanField(_("native sound"), default=False)
+    multi_clip = models.BooleanField(_("multi-clip"), default=False)
+    thinking_type = models.CharField(_("thinking"), max_length=8, blank=True)
     source_image = models.FileField(_("source image"), upload_to=_source_path, blank=True)
     credits = models.PositiveIntegerField(_("credits"))
     # The prompts case-folded, for search: SQLite's LIKE folds only ASCII, and
@@ -523,6 +528,11 @@ class Generation(models.Model):
             prompt=self.prompt, duration=self.duration, quality=self.quality, model=self.model,
             aspect_ratio=self.aspect_ratio or None, motion_mode=self.motion_mode or None,
             negative_prompt=self.negative_prompt or None, seed=self.seed, style=self.style or None,
+            camera_movement=self.camera_movement or None,
+            # Switches are sent only when on: a model without them refuses even "false".
+            generate_audio_switch=self.generate_audio or None,
+            generate_multi_clip_switch=self.multi_clip or None,
+            thinking_type=self.thinking_type or None,
         )
 
     # --- Status changes -----------------------------------------------------------
@@ -600,10 +610,13 @@ class Generation(models.Model):
         )
 
     def mark_submitted(self, video_id: int, first_read_at, token=None,
-                       expected: timedelta | None = None) -> bool:
-        """PixVerse took the job; expected: how long such videos take from now."""
+                       expected: timedelta | None = None, credits: int | None = None) -> bool:
+        """PixVerse took the job; expected: how long such videos take from now;
+        credits: what PixVerse said it charged, when it said (it wins over our estimate)."""
         now = timezone.now()
         fields = {}
+        if credits is not None:
+            fields["credits"] = credits
         if expected is not None:
             fields["expected_seconds"] = math.ceil((now - self.created + expected).total_seconds())
         return self._change(
@@ -750,8 +763,8 @@ class Generation(models.Model):
         that video again, which PixVerse answers without billing it twice.
         """
         fields = ("owner", "kind", "prompt", "negative_prompt", "model", "quality", "duration",
-                  "aspect_ratio", "motion_mode", "seed", "style", "credits", "source_image",
-                  "is_private", "team_key")
+                  "aspect_ratio", "motion_mode", "seed", "style", "camera_movement", "generate_audio",
+                  "multi_clip", "thinking_type", "credits", "source_image", "is_private", "team_key")
         again = {name: getattr(self, name) for name in fields}
         if self.maybe_submitted and self.video_id is None:
             again.update(trace_id=self.trace_id, img_id=self.img_id, key_hash=self.key_hash,

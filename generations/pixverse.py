@@ -295,6 +295,9 @@ class Balance:
 class Submission:
     video_id: int
     trace_id: str
+    # What PixVerse says it charged, when its answer says (Resp.credit): it wins
+    # over the price list.
+    credits: int | None = None
 
 
 @dataclass(frozen=True)
@@ -385,6 +388,10 @@ class VideoRequest:
     seed: int | None = None
     style: str | None = None
     water_mark: bool | None = None
+    camera_movement: str | None = None
+    generate_audio_switch: bool | None = None
+    generate_multi_clip_switch: bool | None = None
+    thinking_type: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {name: value for name, value in asdict(self).items() if value not in (None, "")}
@@ -425,6 +432,17 @@ def _as_id(value: Any) -> int:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     raise ValueError(value)
+
+
+def _charged(value: Any) -> int | None:
+    """A submit answer's price (a number or a numeric string), None when absent or odd."""
+    if isinstance(value, bool):
+        return None
+    try:
+        credits = int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return credits if credits >= 0 else None
 
 
 def _may_have_been_sent(error: requests.RequestException) -> bool:
@@ -581,7 +599,8 @@ class PixVerseClient:
             raise ValueError("A generate call needs the trace id chosen for its submission.")
         resp, _ = self._call("POST", path, json=body, trace_id=trace_id)
         try:
-            return Submission(video_id=_as_id(resp["video_id"]), trace_id=trace_id)
+            return Submission(video_id=_as_id(resp["video_id"]), trace_id=trace_id,
+                              credits=_charged(resp.get("credit")))
         except (KeyError, ValueError):
             raise MalformedResponse(
                 "The generate answer has no video_id.", trace_id=trace_id

@@ -165,9 +165,13 @@ def balance_panel(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def estimate(request: HttpRequest) -> HttpResponse:
-    """The cost of the settings in the form so far (HTMX, while the member edits)."""
-    form = TextToVideoForm(request.GET, balance=_known_total(request), keys=_keys(request))
-    return render(request, "generations/dashboard.html#estimate", {"estimate": form.estimate()})
+    """The options of the chosen model and the cost of the settings so far (HTMX, while the
+    member edits): the option fields replace the form's, the estimate goes out of band."""
+    kind = "image" if request.GET.get("kind") == "image" else "text"
+    form_class = ImageToVideoForm if kind == "image" else TextToVideoForm
+    form = form_class.for_model(request.GET, balance=_known_total(request), keys=_keys(request))
+    return render(request, "generations/dashboard.html#model-options",
+                  {"form": form, "kind": kind, "estimate": form.estimate(), "estimate_oob": True})
 
 
 def _job_gone(request: HttpRequest, code) -> HttpResponse:

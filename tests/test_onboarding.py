@@ -197,7 +197,7 @@ def test_an_unavailable_combination_says_why(as_alice):
     asked = {**TEXT, "quality": "1080p", "duration": "8"}
     estimate = as_alice.get(reverse("estimate"), asked).content.decode()
     assert "This combination is not available." in estimate
-    assert "1080p videos can be 5 seconds long only." in estimate
+    assert "The v5 model makes 1080p videos of 5 seconds only." in estimate
 
 
 # --- Pages are not reused stale; gone jobs ------------------------------------------------------------

@@ -195,11 +195,11 @@ def test_an_htmx_submission_answers_with_the_new_card(as_alice, api, started):
 @pytest.mark.parametrize(("change", "field", "words"), [
     ({"motion_mode": "fast", "duration": "8"}, "motion_mode", "5-second videos only"),
     ({"motion_mode": "fast", "quality": "1080p"}, "motion_mode", "not available at 1080p"),
-    ({"quality": "1080p", "duration": "8"}, "duration", "5 seconds long only"),
+    ({"quality": "1080p", "duration": "8"}, "duration", "1080p videos of 5 seconds only"),
     ({"prompt": "   "}, "prompt", "required"),
     ({"quality": "4k"}, "quality", "Select a valid choice"),
     ({"seed": "-1"}, "seed", "greater than or equal to 0"),
-    ({"prompt": "x" * 2049}, "prompt", "at most 2048"),
+    ({"prompt": "x" * 2049}, "prompt", "longer than 2048 characters"),
 ])
 def test_refused_settings_are_said_next_to_the_field_and_nothing_is_stored(
     as_alice, api, started, change, field, words

@@ -38,11 +38,11 @@ from django.http import (
     StreamingHttpResponse,
 )
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 
-from generations.catalog import PROMPT_MAX_LENGTH, check_parameters, credit_cost
+from generations.catalog import PROMPT_MAX_LENGTH, check_parameters, credit_cost, model_named
 from generations.images import InvalidImage, check_image
 from generations.sandbox.models import (
     SandboxAccount,
@@ -246,11 +246,13 @@ def _parse_generation(request: HttpRequest) -> tuple[dict | None, JsonResponse |
         return None, envelope(code=400013, msg="Invalid binding request: body is not JSON")
     if not isinstance(body, dict):
         return None, envelope(code=400013, msg="Invalid binding request: body is not an object")
-    for name in ("prompt", "negative_prompt"):
-        if isinstance(body.get(name), str) and len(body[name]) > PROMPT_MAX_LENGTH:
+    model = model_named(body.get("model") if isinstance(body.get("model"), str) else None)
+    for name, limit in (("prompt", model.prompt_max), ("negative_prompt", PROMPT_MAX_LENGTH)):
+        if isinstance(body.get(name), str) and len(body[name]) > limit:
             return None, envelope(code=400018, msg=(
-                f"Prompt/negative prompt length exceeds {PROMPT_MAX_LENGTH} characters limit."))
-    problems = check_parameters(body)
+                f"Prompt/negative prompt length exceeds {limit} characters limit."))
+    with translation.override("en"):
+        problems = check_parameters(body)
     if problems:
         detail = "; ".join(f"{p.field}: {p.message}" for p in problems)
         return None, envelope(code=400017, msg=f"Invalid parameter. {detail}")
@@ -274,7 +276,9 @@ def _generate(request: HttpRequest, account: SandboxAccount, kind: str) -> HttpR
             body.get("img_id"), int) else None).first()
         if image is None:
             return envelope(code=400032, msg="Invalid image ID")
-    cost = credit_cost(body["quality"], body["duration"], body.get("motion_mode"))
+    cost = credit_cost(body["quality"], body["duration"], body.get("motion_mode"), model=body.get("model"),
+                       audio=bool(body.get("generate_audio_switch")),
+                       sound_effect=bool(body.get("sound_effect_switch")))
     prompt = f"{body['prompt']} {body.get('negative_prompt') or ''}".lower()
     if any(word.lower() in prompt for word in settings.SANDBOX_MODERATED_WORDS):
         outcome = SandboxVideo.Outcome.MODERATED
@@ -318,7 +322,10 @@ def _billed_answer(request: HttpRequest, account: SandboxAccount,
         return HttpResponse(status=444, reason="No Response")
     if random.random() < account.fault_timeout_after_billing_rate:
         time.sleep(account.fault_hang_seconds)
-    return envelope({"video_id": video.video_id})
+    if account.dialect == SandboxAccount.Dialect.SPEC:
+        return envelope({"video_id": video.video_id})
+    # The real service may say what it charged; the portal takes its figure over the list.
+    return envelope({"video_id": video.video_id, "credit": video.credits})
 
 
 @api("POST", "generate")

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from generations import cards
-from generations.catalog import STYLE_LABELS
+from generations.catalog import CAMERA_LABELS, STYLE_LABELS
 
 register = template.Library()
 
@@ -130,6 +130,12 @@ def job_settings(context, generation) -> SafeString:
         parts.append(_("fast motion"))
     if generation.style:
         parts.append(STYLE_LABELS.get(generation.style, generation.style))
+    if generation.camera_movement:
+        parts.append(CAMERA_LABELS.get(generation.camera_movement, generation.camera_movement))
+    if generation.generate_audio:
+        parts.append(_("with sound"))
+    if generation.multi_clip:
+        parts.append(_("several shots"))
     if generation.seed is not None:
         parts.append(f"{_('seed')} {generation.seed}")
     parts.append(credits_text(generation))
