@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
 from django.forms.renderers import TemplatesSetting
+from django.urls import reverse
 from django.utils.functional import lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
@@ -159,6 +160,12 @@ class GenerationForm(forms.Form):
         self.own_balance = balance
         self.spec = catalog.model_named(self["model"].value())
         self._fit_options()
+        # A change of model brings that model's options (views.estimate); "consume" keeps
+        # the change from also asking for the cost alone (the answer brings it).
+        self.fields["model"].widget.attrs.update({
+            "hx-get": f"{reverse('estimate')}?kind={self.kind}&options=1", "hx-trigger": "change consume",
+            "hx-target": f"#{self.kind}-options", "hx-swap": "outerHTML", "hx-include": "closest form",
+            "hx-params": "not csrfmiddlewaretoken,image", "hx-sync": "this:queue last"})
 
     def _fit_options(self) -> None:
         """Offer what the chosen model accepts: its choices, and only the switches it has."""

@@ -165,13 +165,19 @@ def balance_panel(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def estimate(request: HttpRequest) -> HttpResponse:
-    """The options of the chosen model and the cost of the settings so far (HTMX, while the
-    member edits): the option fields replace the form's, the estimate goes out of band."""
+    """The cost of the settings so far (HTMX, while the member edits); with ?options, after
+    a change of model, that model's option fields too, the estimate then out of band.
+
+    Only a change of model replaces the fields: replacing them on every change
+    would let an answer still on its way undo what the member just ticked.
+    """
     kind = "image" if request.GET.get("kind") == "image" else "text"
     form_class = ImageToVideoForm if kind == "image" else TextToVideoForm
     form = form_class.for_model(request.GET, balance=_known_total(request), keys=_keys(request))
-    return render(request, "generations/dashboard.html#model-options",
-                  {"form": form, "kind": kind, "estimate": form.estimate(), "estimate_oob": True})
+    if "options" in request.GET:
+        return render(request, "generations/dashboard.html#model-options",
+                      {"form": form, "kind": kind, "estimate": form.estimate(), "estimate_oob": True})
+    return render(request, "generations/dashboard.html#estimate", {"kind": kind, "estimate": form.estimate()})
 
 
 def _job_gone(request: HttpRequest, code) -> HttpResponse:

@@ -150,7 +150,7 @@ def test_the_form_shows_the_options_of_the_chosen_model(db):
 
 def test_changing_the_model_sends_its_options_and_a_cost_that_follows(as_alice):  # noqa: F811
     asked = {**TEXT, "model": "v6", "duration": "12", "aspect_ratio": "21:9", "generate_audio": "on"}
-    body = as_alice.get(reverse("estimate"), asked | {"kind": "text"}).content.decode()
+    body = as_alice.get(reverse("estimate"), asked | {"kind": "text", "options": "1"}).content.decode()
     assert 'id="text-options"' in body and 'id="id_generate_audio"' in body
     assert 'id="id_style"' not in body and 'id="id_motion_mode"' not in body
     assert re.search(r'<option value="12" selected>', body)
@@ -160,15 +160,30 @@ def test_changing_the_model_sends_its_options_and_a_cost_that_follows(as_alice):
     assert "<strong>108</strong>" in body
 
     # Back to v5: what it does not take falls back to the defaults, and the cost follows.
-    body = as_alice.get(reverse("estimate"), asked | {"kind": "text", "model": "v5"}).content.decode()
+    asked |= {"kind": "text", "options": "1", "model": "v5"}
+    body = as_alice.get(reverse("estimate"), asked).content.decode()
     assert re.search(r'<option value="5" selected>', body)
     assert re.search(r'<option value="16:9" selected>', body)
     assert 'id="id_generate_audio"' not in body and 'id="id_style"' in body
     assert "<strong>45</strong>" in body
 
 
+def test_any_other_change_brings_the_cost_alone(as_alice):  # noqa: F811
+    asked = {**TEXT, "model": "v6", "duration": "12", "generate_audio": "on"}
+    body = as_alice.get(reverse("estimate"), asked).content.decode()
+    assert 'id="text-options"' not in body and "hx-swap-oob" not in body
+    assert 'id="text-estimate"' in body and "<strong>108</strong>" in body
+
+
+def test_the_model_field_asks_for_its_options(db):
+    attrs = TextToVideoForm().fields["model"].widget.attrs
+    assert attrs["hx-get"] == f"{reverse('estimate')}?kind=text&options=1"
+    assert (attrs["hx-trigger"], attrs["hx-target"]) == ("change consume", "#text-options")
+
+
 def test_the_image_form_asks_for_its_own_options(as_alice):  # noqa: F811
-    body = as_alice.get(reverse("estimate"), {**TEXT, "kind": "image", "model": "v6"}).content.decode()
+    asked = {**TEXT, "kind": "image", "model": "v6", "options": "1"}
+    body = as_alice.get(reverse("estimate"), asked).content.decode()
     assert 'id="image-options"' in body and 'id="image-estimate"' in body
     assert 'id="id_aspect_ratio"' not in body  # the image sets it
 

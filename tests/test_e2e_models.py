@@ -1,0 +1,70 @@
+"""End to end, in Chromium: the form offers the chosen model's options (issue 13, item 1).
+
+A member moves from v5 to v6: styles and motion go, sound and 15-second videos
+come, the estimate follows per second, focus stays where it was, and the video
+made with those settings plays with them on its card. Then back to v5, where
+what v5 does not take falls back to its defaults.
+"""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.processes import django_shell
+from tests.test_e2e_pages import MEMBERS, Console
+from tests.test_end_to_end import browser, portal, sign_in, wait_for_playable_video  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+
+def test_the_form_follows_the_chosen_model_and_the_video_keeps_its_settings(portal, browser):
+    base, env = portal
+    django_shell(env, MEMBERS + "member('vera')")
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console = Console(page)
+    sign_in(page, base, "vera")
+    page.fill("#id_prompt", "A lighthouse in a storm, wide")
+    expect(page.locator("#id_style")).to_be_visible()
+    expect(page.locator("#id_generate_audio")).to_have_count(0)
+
+    # With the keyboard: focus on the model, choose v6.
+    page.locator("#id_model").focus()
+    page.select_option("#id_model", "v6")
+    expect(page.locator("#id_generate_audio")).to_be_visible()
+    expect(page.locator("#id_style")).to_have_count(0)
+    expect(page.locator("#id_motion_mode")).to_have_count(0)
+    expect(page.locator("#id_duration option")).to_have_count(15)
+    expect(page.locator("#id_model")).to_be_focused()
+    page.select_option("#id_duration", "12")
+    page.select_option("#id_aspect_ratio", "21:9")
+    expect(page.locator(".estimate")).to_contain_text("Estimated cost: 84 credits")  # 7 a second at 540p
+    page.check("#id_generate_audio")
+    expect(page.locator(".estimate")).to_contain_text("Estimated cost: 108 credits")  # 9 with sound
+
+    page.get_by_role("button", name="Generate video").click()
+    card = page.locator(".job-card", has_text="A lighthouse in a storm, wide")
+    card.wait_for()
+    expect(card.locator(".params-line")).to_contain_text("v6 · 540p · 12 s · 21:9 · with sound")
+    wait_for_playable_video(page, ".job-card.status-done")
+    # The form keeps the model's options after the job started.
+    expect(page.locator("#id_model")).to_have_value("v6")
+    expect(page.locator("#id_generate_audio")).to_be_visible()
+
+    # Back to v5: 12 s and 21:9 are not v5's, so its defaults come back.
+    page.select_option("#id_model", "v5")
+    expect(page.locator("#id_style")).to_be_visible()
+    expect(page.locator("#id_duration")).to_have_value("5")
+    expect(page.locator("#id_aspect_ratio")).to_have_value("16:9")
+    expect(page.locator(".estimate")).to_contain_text("Estimated cost: 45 credits")
+    assert console.problems() == []
+    page.close()
+
+    # In Russian, the model's own refusals and options are Russian too.
+    context = browser.new_context(locale="ru-RU", viewport={"width": 390, "height": 844})
+    page = context.new_page()
+    sign_in(page, base, "vera")
+    page.select_option("#id_model", "v6")
+    expect(page.get_by_label("Со звуком")).to_be_visible()  # noqa: RUF001 (Russian is meant)
+    page.select_option("#id_model", "c1")
+    expect(page.locator("#id_aspect_ratio option[value='21:9']")).to_have_count(0)
+    expect(page.locator("#id_multi_clip")).to_have_count(0)
+    context.close()
