@@ -206,3 +206,46 @@ def test_the_demo_account_sends_webhooks_to_the_local_portal_when_a_secret_is_se
     call_command("setup_demo", url="http://127.0.0.1:8123/", stdout=io.StringIO())
     demo.refresh_from_db()
     assert (demo.webhook_url, demo.webhook_secret) == ("", "")
+
+
+@pytest.fixture
+def portal_server(transactional_db, settings):
+    """A server of the whole site started with this test's settings (the session's live_server
+    loaded its middleware before the tests turned the HTTPS redirect off)."""
+    from pytest_django.live_server_helper import LiveServer
+
+    settings.PIXVERSE_WEBHOOK_SECRET = SECRET
+    server = LiveServer("localhost")
+    yield server
+    server.stop()
+
+
+def test_a_video_made_on_the_live_sandbox_has_its_webhook_taken_by_the_live_portal(
+        portal_server, monkeypatch):
+    """One server process, as runserver: the sandbox's timer posts to the portal it runs in."""
+    live_server = portal_server
+    monkeypatch.setattr("generations.queue.kick_scheduler", lambda **kw: None)
+    _account, key = SandboxAccount.issue("live", credits=1000, generation_seconds=1.5,
+                                        webhook_url=f"{live_server.url}/webhooks/pixverse/",
+                                        webhook_secret=SECRET)
+    member = User.objects.create_user("alice")
+    credential = ApiCredential(user=member)
+    credential.set_key(key)
+    credential.save()
+    answer = requests.post(f"{live_server.url}/sandbox/openapi/v2/video/text/generate", timeout=10,
+                           json={"prompt": "A wolf", "model": "v5", "duration": 5, "quality": "360p"},
+                           headers={"API-KEY": key, "Ai-Trace-Id": "live-1"})
+    video_id = answer.json()["Resp"]["video_id"]
+    job = Generation.objects.create(owner=member, kind="text", prompt="A wolf", model="v5",
+                                    quality="360p", duration=5, credits=45)
+    far = timezone.now() + timedelta(minutes=5)
+    Generation.objects.filter(pk=job.pk).update(status=Generation.Status.RUNNING, video_id=video_id,
+                                                next_attempt_at=far)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        job.refresh_from_db()
+        if job.next_attempt_at < far:
+            break
+        time.sleep(0.1)
+    assert job.next_attempt_at <= timezone.now()
+    assert job.status == Generation.Status.RUNNING
