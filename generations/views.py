@@ -832,11 +832,13 @@ def pixverse_webhook(request: HttpRequest) -> HttpResponse:
         log = logger.warning if refused.status == 403 else logger.info
         log("PixVerse webhook refused (%s): %s", refused.status, refused.reason)
         return HttpResponse(refused.reason, status=refused.status, content_type="text/plain")
-    jobs = list(Generation.objects.filter(video_id=video_id))
-    if not jobs:
-        logger.info("PixVerse webhook for video %s: no job has it", video_id)
-    elif any([job.read_soon() for job in jobs]):
+    # Only jobs with work left (the scheduler's partial index), not the whole history.
+    running = Generation.objects.filter(next_attempt_at__isnull=False, video_id=video_id,
+                                        status=Generation.Status.RUNNING)
+    if any([job.read_soon() for job in running]):
         transaction.on_commit(queue.kick_scheduler)  # a no-op while a scheduler loop is alive
+    else:
+        logger.info("PixVerse webhook for video %s: no running job has it", video_id)
     return HttpResponse("ok", content_type="text/plain")
 
 

@@ -56,8 +56,9 @@ def payload_readings(body: bytes) -> list[str]:
     (true, 10.5) and as Python's str() does (True), since implementations
     differ -- and in sorted order (Go's url.Values.Encode sorts its keys).
     """
-    text = body.decode("utf-8", errors="surrogateescape")
-    readings = [quote(text), quote(text, safe=""), text]
+    # Quoted from the bytes: a body that is not UTF-8 is then refused, not an error.
+    text = body.decode("utf-8", errors="replace")
+    readings = [quote(body), quote(body, safe=""), text]
     try:
         document = json.loads(body)
     except ValueError:
@@ -78,10 +79,10 @@ def signature_matches(secret: str, headers: Headers, body: bytes) -> bool:
     )
 
 
-def check_headers(timestamp: str | None, nonce: str | None, signature_: str | None,
+def check_headers(timestamp: str | None, nonce: str | None, given_signature: str | None,
                   now: float) -> Headers:
     """The three headers, present and well-formed, and the timestamp within the window."""
-    if not timestamp or not nonce or not signature_:
+    if not timestamp or not nonce or not given_signature:
         raise Refused(400, "missing Webhook-Timestamp, Webhook-Nonce or Webhook-Signature")
     if not timestamp.isascii() or not timestamp.isdigit():
         raise Refused(400, "Webhook-Timestamp is not unix seconds")
@@ -89,7 +90,7 @@ def check_headers(timestamp: str | None, nonce: str | None, signature_: str | No
         raise Refused(400, "Webhook-Timestamp outside the allowed window")
     if len(nonce) > NONCE_MAX_LENGTH:
         raise Refused(400, "Webhook-Nonce too long")
-    return Headers(timestamp=timestamp, nonce=nonce, signature=signature_)
+    return Headers(timestamp=timestamp, nonce=nonce, signature=given_signature)
 
 
 def nonce_cache_key(nonce: str) -> str:

@@ -107,6 +107,11 @@ def test_each_reading_of_the_url_encoded_payload_is_accepted(payload):
     assert webhooks.signature_matches(SECRET, headers, BODY.encode())
 
 
+def test_a_body_that_is_not_utf8_is_refused_not_an_error():
+    headers = webhooks.Headers("1700000000", NONCE, sign(BODY, timestamp="1700000000"))
+    assert not webhooks.signature_matches(SECRET, headers, b'{"id": "\xff\xfe"}')
+
+
 def test_a_signature_of_another_body_or_secret_is_refused():
     good = sign(BODY, timestamp="1700000000")
     assert webhooks.signature_matches(SECRET, webhooks.Headers("1700000000", NONCE, good), BODY.encode())
@@ -260,7 +265,7 @@ def test_an_unknown_video_is_answered_ok_and_nothing_changes(client, secret_set,
     running.refresh_from_db()
     assert running.next_attempt_at == due
     assert kicked == []
-    assert "1234567890123" in caplog.text
+    assert "video 1234567890123: no running job" in caplog.text
     assert SECRET not in caplog.text and KEY not in caplog.text
 
 
