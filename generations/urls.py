@@ -30,4 +30,5 @@ urlpatterns = [
     path("generations/<uuid:code>/video.mp4", views.video, name="video"),
     path("generations/<uuid:code>/source", views.source_image, name="source-image"),
     path("generations/<uuid:code>/poster.jpg", views.poster, name="poster"),
+    path("webhooks/pixverse/", views.pixverse_webhook, name="pixverse-webhook"),
 ]

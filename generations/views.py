@@ -10,6 +10,7 @@ import contextlib
 import datetime
 import logging
 import math
+import time
 import uuid
 
 from axes.utils import reset as reset_lockouts
@@ -19,6 +20,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import AuthenticationForm
 from django.contrib.auth.views import LoginView, PasswordResetConfirmView, PasswordResetView
+from django.core.cache import cache
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
@@ -30,12 +32,13 @@ from django.utils.dateparse import parse_datetime
 from django.utils.http import content_disposition_header
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.debug import sensitive_post_parameters, sensitive_variables
 from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, audit, cards, keys, media, queue, roles
+from generations import accounts, audit, cards, keys, media, queue, roles, webhooks
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
@@ -806,3 +809,58 @@ class LockoutLiftingPasswordResetConfirmView(PasswordResetConfirmView):
         response = super().form_valid(form)
         reset_lockouts(username=form.user.get_username())
         return response
+
+
+# --- PixVerse's webhooks ---------------------------------------------------------------------
+
+
+@csrf_exempt
+@require_POST
+@sensitive_variables("secret")
+def pixverse_webhook(request: HttpRequest) -> HttpResponse:
+    """PixVerse says a video is finished: have its job's status read now.
+
+    Only a signed, fresh, first-seen webhook is taken (generations/webhooks.py),
+    and even then its body decides nothing: the status read does. An unknown
+    video is answered "ok" too, so that PixVerse stops sending it.
+    """
+    secret = settings.PIXVERSE_WEBHOOK_SECRET
+    if not secret:
+        raise Http404
+    try:
+        body = _webhook_body(request)
+        headers = webhooks.check_headers(request.headers.get("Webhook-Timestamp"),
+                                         request.headers.get("Webhook-Nonce"),
+                                         request.headers.get("Webhook-Signature"), now=time.time())
+        if not webhooks.signature_matches(secret, headers, body):
+            raise webhooks.Refused(403, "bad signature")
+        # Shared by every process through the cache (Redis in production).
+        if not cache.add(webhooks.nonce_cache_key(headers.nonce), True, webhooks.NONCE_KEEP_SECONDS):
+            raise webhooks.Refused(409, "nonce seen before")
+        video_id = webhooks.video_id_of(body)
+    except webhooks.Refused as refused:
+        log = logger.warning if refused.status == 403 else logger.info
+        log("PixVerse webhook refused (%s): %s", refused.status, refused.reason)
+        return HttpResponse(refused.reason, status=refused.status, content_type="text/plain")
+    # Only jobs with work left (the scheduler's partial index), not the whole history.
+    running = Generation.objects.filter(next_attempt_at__isnull=False, video_id=video_id,
+                                        status=Generation.Status.RUNNING)
+    if any([job.read_soon() for job in running]):
+        transaction.on_commit(queue.kick_scheduler)  # a no-op while a scheduler loop is alive
+    else:
+        logger.info("PixVerse webhook for video %s: no running job has it", video_id)
+    return HttpResponse("ok", content_type="text/plain")
+
+
+def _webhook_body(request: HttpRequest) -> bytes:
+    """The body, refused (413) past webhooks.MAX_BODY_BYTES without reading more than that."""
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > webhooks.MAX_BODY_BYTES:
+        raise webhooks.Refused(413, "body too large")
+    body = request.read(webhooks.MAX_BODY_BYTES + 1)
+    if len(body) > webhooks.MAX_BODY_BYTES:
+        raise webhooks.Refused(413, "body too large")
+    return body

@@ -394,6 +394,10 @@ if PIXVERSE_RATE_LIMIT_BACKEND == "redis" and not REDIS_URL:
 PIXVERSE_STATUS_ENDPOINT = env_choice(
     "PIXVERSE_STATUS_ENDPOINT", "auto", ("auto", "status", "result")
 )
+# The secret of the PixVerse account's webhooks: set, /webhooks/pixverse/ takes
+# PixVerse's callbacks and has a finished job's status read at once (polling goes
+# on as the safety net); empty, that URL answers 404.
+PIXVERSE_WEBHOOK_SECRET = env_str("PIXVERSE_WEBHOOK_SECRET", "")
 PIXVERSE_MAX_IMAGE_SIDE = env_int("PIXVERSE_MAX_IMAGE_SIDE", 4000, minimum=1)
 PIXVERSE_MAX_IMAGE_BYTES = env_int("PIXVERSE_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 

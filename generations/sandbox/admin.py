@@ -11,7 +11,7 @@ from generations.sandbox.models import SandboxAccount, SandboxCharge, SandboxReq
 @admin.register(SandboxAccount)
 class SandboxAccountAdmin(admin.ModelAdmin):
     list_display = ["label", "key_last4", "credit_monthly", "credit_package",
-                    "concurrency_limit", "dialect", "created"]
+                    "concurrency_limit", "dialect", "webhook_url", "created"]
     search_fields = ["label", "key_last4"]
     readonly_fields = ["account_id", "key_last4", "created"]
 

@@ -105,6 +105,16 @@ class SandboxAccount(models.Model):
         _("time to send a video file (s)"), default=0.0,
         help_text=_("Spread over the file's chunks; 0: as fast as possible."),
     )
+    # As PixVerse's platform does for an account: where to POST each finished video's outcome.
+    webhook_url = models.URLField(
+        _("webhook URL"), max_length=500, blank=True,
+        help_text=_("Where the sandbox sends each finished video's webhook, e.g. "
+                    "https://portal.example/webhooks/pixverse/. Empty: no webhooks."),
+    )
+    webhook_secret = models.CharField(
+        _("webhook secret"), max_length=200, blank=True,
+        help_text=_("Signs the webhooks; the portal's PIXVERSE_WEBHOOK_SECRET must be the same."),
+    )
     last_request_at = models.FloatField(default=0.0, editable=False)
     request_count = models.PositiveBigIntegerField(_("requests answered"), default=0, editable=False)
     created = models.DateTimeField(_("created"), auto_now_add=True)

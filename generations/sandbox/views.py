@@ -44,6 +44,7 @@ from django.views.decorators.csrf import csrf_exempt
 
 from generations.catalog import PROMPT_MAX_LENGTH, check_parameters, credit_cost, model_named
 from generations.images import InvalidImage, check_image
+from generations.sandbox import webhooks
 from generations.sandbox.models import (
     SandboxAccount,
     SandboxCharge,
@@ -308,6 +309,7 @@ def _generate(request: HttpRequest, account: SandboxAccount, kind: str) -> HttpR
     except IntegrityError:
         # The same trace id arrived twice at once: both get the one video.
         return envelope({"video_id": account.videos.get(trace_id=trace_id).video_id})
+    webhooks.video_created(request, video)
     return _billed_answer(request, account, video)
 
 

@@ -8,10 +8,12 @@ demo's sandbox key lives only encrypted, as every member's key does.
 import json
 import secrets
 from typing import Any
+from urllib.parse import urljoin
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandParser
+from django.urls import reverse
 
 from generations import roles
 from generations.models import ApiCredential
@@ -50,6 +52,13 @@ class Command(BaseCommand):
             credential = credential or ApiCredential(user=user)
             credential.set_key(raw_key)
             credential.save()
+        # With PIXVERSE_WEBHOOK_SECRET set, the local run takes the sandbox's webhooks
+        # as a deployment takes PixVerse's; without it, the sandbox sends none.
+        secret = settings.PIXVERSE_WEBHOOK_SECRET
+        SandboxAccount.objects.filter(label=DEMO_USERNAME, key_last4=credential.last4).update(
+            webhook_url=urljoin(options["url"], reverse("pixverse-webhook")) if secret else "",
+            webhook_secret=secret,
+        )
 
         path.write_text(json.dumps({"username": DEMO_USERNAME, "password": password}))
         path.chmod(0o600)
