@@ -29,6 +29,7 @@ who use one key share its schedule, and keys work in parallel.
 Every function takes ids or rows it re-reads, and is safe to run twice.
 """
 
+import functools
 import logging
 import math
 import os
@@ -49,7 +50,7 @@ from django.db.models import Count, DateTimeField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from generations import queue, video_facts
+from generations import kinds, queue, video_facts
 from generations.fetch import UnsafeURL, check_video_url
 from generations.models import ApiCredential, Generation, SchedulerRunner, WorkerHeartbeat
 from generations.pixverse import (
@@ -586,33 +587,44 @@ def _claimed(generation: Generation, token) -> uuid.UUID | None:
     return token if generation.claim_step(token, _lease(), due_only=False) else None
 
 
+def _next_upload(generation: Generation):
+    """What the job still sends before its generate call, one file a step:
+    (the file, whether it is an image, how to record its id), or None."""
+    if generation.kind == Generation.Kind.IMAGE and generation.img_id is None:
+        return generation.source_image, True, generation.record_image
+    if generation.uploads_pending and (source := generation.inputs.filter(pixverse_id=None).first()):
+        return source.file, source.is_image, functools.partial(generation.record_upload, source)
+    return None
+
+
+def _upload(client: PixVerseClient, name: str, is_image: bool, data: bytes) -> int:
+    """An image goes to /image/upload, a video or sound to /media/upload; the id PixVerse gives it."""
+    if is_image:
+        return client.upload_image(data).img_id
+    return client.upload_media(data, name.rsplit("/", 1)[-1]).media_id
+
+
 def submit(generation: Generation, client: PixVerseClient, token=None) -> bool:
-    """The job's next submission step: upload its image, or the generate call.
+    """The job's next submission step: upload one of its files, or the generate call.
 
     True when PixVerse took the job. An upload makes the generate call due at once.
     """
     if (token := _claimed(generation, token)) is None:
         return False
     try:
-        if generation.kind == Generation.Kind.IMAGE and generation.img_id is None:
-            with generation.source_image.open("rb") as f:
+        if (upload := _next_upload(generation)) is not None:
+            file, is_image, record = upload
+            with file.open("rb") as f:
                 try:
-                    uploaded = client.upload_image(f.read())
+                    uploaded_id = _upload(client, file.name, is_image, f.read())
                 except SlotUnavailable:
                     raise
                 except PixVerseError as error:
                     _submission_failed(generation, error, token, billable=False)
                     return False
-            generation.record_image(uploaded.img_id, token=token)
+            record(uploaded_id, token=token)
             return False
-        if generation.kind == Generation.Kind.IMAGE:
-            submission = client.image_to_video(
-                generation.img_id, generation.video_request(), trace_id=str(generation.trace_id)
-            )
-        else:
-            submission = client.text_to_video(
-                generation.video_request(), trace_id=str(generation.trace_id)
-            )
+        submission = kinds.generate(client, generation)
     except SlotUnavailable:
         raise
     except PixVerseError as error:

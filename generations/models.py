@@ -308,6 +308,11 @@ class Generation(models.Model):
     class Kind(models.TextChoices):
         TEXT = "text", _("Text to video")
         IMAGE = "image", _("Image to video")
+        TRANSITION = "transition", _("Transition")
+        EXTEND = "extend", _("Extended video")
+        SOUND_EFFECT = "sound_effect", _("Sound effect")
+        LIP_SYNC = "lip_sync", _("Lip sync")
+        FUSION = "fusion", _("Fusion")
 
     class Status(models.TextChoices):
         QUEUED = "queued", _("Queued")
@@ -353,7 +358,7 @@ class Generation(models.Model):
     code = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE,
                               related_name="generations", verbose_name=_("owner"))
-    kind = models.CharField(_("kind"), max_length=8, choices=Kind)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind)
     prompt = models.TextField(_("prompt"), max_length=2048)
     negative_prompt = models.TextField(_("negative prompt"), max_length=2048, blank=True)
     model = models.CharField(_("model"), max_length=16)
@@ -369,6 +374,16 @@ class Generation(models.Model):
     multi_clip = models.BooleanField(_("multi-clip"), default=False)
     thinking_type = models.CharField(_("thinking"), max_length=8, blank=True)
     source_image = models.FileField(_("source image"), upload_to=_source_path, blank=True)
+    # Extend, sound effect and lip sync of a video of ours: the job that made it, and its
+    # PixVerse id (kept should the job be deleted); an uploaded video is an input instead.
+    source_generation = models.ForeignKey(
+        "self", verbose_name=_("made from"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="derived")
+    source_video_id = models.BigIntegerField(_("PixVerse id of the source video"), null=True, blank=True)
+    keep_original_sound = models.BooleanField(_("original sound kept"), default=False)
+    tts_speaker = models.CharField(_("voice"), max_length=64, blank=True)
+    # Inputs (SourceInput) still to upload before the generate call: 0 when none are left.
+    uploads_pending = models.PositiveSmallIntegerField(default=0, editable=False)
     credits = models.PositiveIntegerField(_("credits"))
     # The prompts case-folded, for search: SQLite's LIKE folds only ASCII, and
     # a team that writes in Russian must find "Маяк" by typing "маяк".
@@ -572,7 +587,9 @@ class Generation(models.Model):
         if self.status in (self.Status.QUEUED, self.Status.SUBMITTING):
             lapsed = models.Q(status=self.Status.SUBMITTING, claimed_by__isnull=False)
             fields["maybe_submitted"] = models.Case(
-                models.When(lapsed & models.Q(img_id__isnull=False) | lapsed & models.Q(kind="text"),
+                # The generate call was the step: nothing was left to upload.
+                models.When(lapsed & (models.Q(kind="image", img_id__isnull=False)
+                                      | ~models.Q(kind="image") & models.Q(uploads_pending=0)),
                             then=True),
                 default=models.F("maybe_submitted"),
             )
@@ -608,6 +625,17 @@ class Generation(models.Model):
             [self.Status.SUBMITTING], token=token, img_id=img_id, next_attempt_at=timezone.now(),
             claimed_until=None, claimed_by=None, misses=0,
         )
+
+    def record_upload(self, source: "SourceInput", pixverse_id: int, token=None) -> bool:
+        """One input is uploaded (its img_id or media_id); the next step is due at once."""
+        with transaction.atomic():
+            changed = self._change(
+                [self.Status.SUBMITTING], token=token, uploads_pending=models.F("uploads_pending") - 1,
+                next_attempt_at=timezone.now(), claimed_until=None, claimed_by=None, misses=0,
+            )
+            if changed:
+                SourceInput.objects.filter(pk=source.pk).update(pixverse_id=pixverse_id)
+        return changed
 
     def mark_submitted(self, video_id: int, first_read_at, token=None,
                        expected: timedelta | None = None, credits: int | None = None) -> bool:
@@ -765,11 +793,23 @@ class Generation(models.Model):
         fields = ("owner", "kind", "prompt", "negative_prompt", "model", "quality", "duration",
                   "aspect_ratio", "motion_mode", "seed", "style", "camera_movement", "generate_audio",
                   "multi_clip", "thinking_type", "credits", "source_image", "is_private", "team_key")
+        fields += ("source_generation", "source_video_id", "keep_original_sound", "tts_speaker")
         again = {name: getattr(self, name) for name in fields}
-        if self.maybe_submitted and self.video_id is None:
+        # The same submission resent must be the same request: the inputs PixVerse already
+        # has keep their ids then; otherwise they are uploaded again (the key may be another).
+        resend = self.maybe_submitted and self.video_id is None
+        if resend:
             again.update(trace_id=self.trace_id, img_id=self.img_id, key_hash=self.key_hash,
                          maybe_submitted=True)
-        return Generation.objects.create(**again)
+        inputs = list(self.inputs.all())
+        with transaction.atomic():
+            copy = Generation.objects.create(
+                **again, uploads_pending=sum(1 for i in inputs if not (resend and i.pixverse_id)))
+            SourceInput.objects.bulk_create(
+                SourceInput(generation=copy, position=i.position, role=i.role, name=i.name, file=i.file.name,
+                            seconds=i.seconds, pixverse_id=i.pixverse_id if resend else None)
+                for i in inputs)
+        return copy
 
     def read_soon(self) -> bool:
         """Have the scheduler read this running job's status at its next step."""
@@ -778,6 +818,64 @@ class Generation(models.Model):
     def set_private(self, private: bool) -> None:
         Generation.objects.filter(pk=self.pk).update(is_private=private)
         self.is_private = private
+
+
+def _input_path(source: "SourceInput", filename: str) -> str:
+    return f"inputs/{source.generation.code}/{filename}"
+
+
+class SourceInput(models.Model):
+    """A file a job sends PixVerse before its generate call: an image, a video or a sound.
+
+    Transition has a first and a last frame, fusion one to three named
+    references, extend, sound effect and lip sync an uploaded video (unless
+    they start from a video of ours), lip sync perhaps a sound. Each is
+    uploaded as one step of the job (jobs.submit) and keeps the id PixVerse
+    gave it. Try again shares the files.
+    """
+
+    class Role(models.TextChoices):
+        FIRST_FRAME = "first", _("First frame")
+        LAST_FRAME = "last", _("Last frame")
+        SUBJECT = "subject", _("Subject")
+        BACKGROUND = "background", _("Background")
+        VIDEO = "video", _("Video")
+        AUDIO = "audio", _("Sound")
+
+    IMAGE_ROLES = (Role.FIRST_FRAME, Role.LAST_FRAME, Role.SUBJECT, Role.BACKGROUND)
+
+    generation = models.ForeignKey(Generation, on_delete=models.CASCADE, related_name="inputs")
+    position = models.PositiveSmallIntegerField(default=0)
+    role = models.CharField(_("role"), max_length=12, choices=Role)
+    name = models.CharField(_("name in the prompt"), max_length=30, blank=True)
+    file = models.FileField(_("file"), upload_to=_input_path)
+    seconds = models.FloatField(_("length (s)"), null=True, blank=True)
+    # The img_id (images) or media_id (video, sound) PixVerse answered the upload with.
+    pixverse_id = models.BigIntegerField(_("PixVerse id"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["position"]
+        verbose_name = _("input")
+        verbose_name_plural = _("inputs")
+
+    def __str__(self) -> str:
+        return f"{self.get_role_display()} {self.name}".strip()
+
+    @property
+    def is_image(self) -> bool:
+        return self.role in self.IMAGE_ROLES
+
+
+@receiver(post_delete, sender=SourceInput)
+def _remove_input_file(sender, instance: SourceInput, **kwargs) -> None:
+    """An input's file goes with the last job that uses it (try again shares it)."""
+    name = instance.file.name
+
+    def remove() -> None:
+        if name and not SourceInput.objects.filter(file=name).exists():
+            instance.file.storage.delete(name)
+
+    transaction.on_commit(remove)
 
 
 @receiver(post_delete, sender=Generation)
