@@ -29,6 +29,9 @@ FUSION_MODELS = ("v4.5",)
 # c1 has no extend (API-NOTES.md, 3.2).
 MODELS_WITHOUT_EXTEND = ("c1",)
 VIDEO_SOURCES = ("source_video_id", "video_media_id")
+# Uploaded videos: at most this many pixels a side; shorter than this to be extended.
+MEDIA_MAX_SIDE = 1920
+EXTEND_MAX_SECONDS = 40
 
 # Prices the catalog does not know (API-NOTES.md, 3.3).
 LIP_SYNC_CREDITS = 4  # per second of audio, or per TTS_BYTES_PER_UNIT bytes of TTS text
