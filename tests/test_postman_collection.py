@@ -127,7 +127,7 @@ def test_each_generate_body_passes_the_clients_own_checks(kind):
     assert body["mode"] == "raw"
     raw = body["raw"]
     for variable in ("imgId", "lastImgId", "videoId", "mediaId"):
-        raw = raw.replace("{{%s}}" % variable, BIG_ID)
+        raw = raw.replace(f"{{{{{variable}}}}}", BIG_ID)
     sent = json.loads(raw)
     assert api_kinds.problems(kind, sent) == []
 

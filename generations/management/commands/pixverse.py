@@ -17,8 +17,9 @@
     python manage.py pixverse speakers
     python manage.py pixverse effects
 
-Success prints one JSON object (a list for speakers and effects) on stdout and exits 0. An API error prints its
-kind, ErrCode, ErrMsg and trace id on stderr and exits 1. The key comes from
+Success prints one JSON object (a list for speakers and effects) on stdout and
+exits 0. An API error prints its kind, ErrCode, ErrMsg and trace id on stderr
+and exits 1. The key comes from
 --user (that member's stored key) or PIXVERSE_API_KEY, and is never printed.
 Every request keeps to the shared 1 request/s per key limit, so several of
 these started at once with one key queue behind each other.
