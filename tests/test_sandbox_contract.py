@@ -641,6 +641,12 @@ def test_the_effect_templates_say_which_are_activated(client, account):
     account[0].activated_templates = list(TEMPLATE_IDS)
     account[0].save()
     assert all(t.activated for t in client.effect_templates())
+    account[0].activated_templates = None  # the admin form emptied
+    account[0].save()
+    assert not any(t.activated for t in client.effect_templates())
+    with pytest.raises(TemplateRefused):
+        client.text_to_video(VideoRequest("p", 5, "540p", template_id=TEMPLATE_IDS[0]),
+                             trace_id=new_trace())
 
 
 def test_text_and_image_with_a_template(client):

@@ -266,6 +266,21 @@ def test_the_calls_that_hang_must_be_known_kinds(account):
     assert "poll" in str(caught.value.message_dict["fault_hang_calls"])
 
 
+def test_the_activated_templates_must_be_known_ids(account):
+    from generations.sandbox.models import TEMPLATE_IDS
+
+    assert account[0].activated_templates == list(TEMPLATE_IDS[:-1])
+    for fine in ([], None, list(TEMPLATE_IDS)):
+        account[0].activated_templates = fine
+        account[0].full_clean()
+    for wrong, message in (([12345], "12345"), (["Kiss"], "list of template ids"),
+                           ({"Kiss": 1}, "list of template ids")):
+        account[0].activated_templates = wrong
+        with pytest.raises(ValidationError) as caught:
+            account[0].full_clean()
+        assert message in str(caught.value.message_dict["activated_templates"])
+
+
 # --- Video files ----------------------------------------------------------------------------
 
 

@@ -139,7 +139,9 @@ class SandboxAccount(models.Model):
         help_text=_("Spread over the file's chunks; 0: as fast as possible."),
     )
     activated_templates = models.JSONField(
+        # null: a field emptied in the admin is no template, not a crash on save.
         _("activated effect templates"), default=default_activated_templates, blank=True,
+        null=True,
         validators=[validate_template_ids],
         help_text=_("Template ids this account may use; any other answers 500070."),
     )
@@ -191,6 +193,9 @@ class SandboxAccount(models.Model):
 
     def hangs(self, call_kind: str) -> bool:
         return call_kind in parse_call_kinds(self.fault_hang_calls)
+
+    def template_activated(self, template_id: int) -> bool:
+        return template_id in (self.activated_templates or [])
 
     def running_videos(self) -> int:
         return self.videos.filter(ready_at__gt=timezone.now(), deleted=False).count()

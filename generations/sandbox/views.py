@@ -366,7 +366,7 @@ def _template_refusal(account: SandboxAccount, body: dict) -> JsonResponse | Non
     template = TEMPLATES_BY_ID.get(template_id)
     if template is None:
         return invalid_parameter(f"template_id: no template {template_id}.")
-    if template_id not in account.activated_templates:
+    if not account.template_activated(template_id):
         return envelope(code=500070, msg="The template is not activated for this account.")
     if body["quality"] not in template["qualities"]:
         return envelope(code=500071, msg="The template does not support this resolution.")
@@ -567,7 +567,7 @@ def tts_speaker(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
 def effect_templates(request: HttpRequest, account: SandboxAccount) -> HttpResponse:
     """Every template, each with `activated`: a client can then say that a template
     exists but must be activated on the platform first, rather than not list it."""
-    templates = [{**template, "activated": template["template_id"] in account.activated_templates}
+    templates = [{**template, "activated": account.template_activated(template["template_id"])}
                  for template in EFFECT_TEMPLATES]
     return envelope({"list": templates, "total": len(templates)})
 
