@@ -23,7 +23,12 @@ Errors a caller acts on, besides the plain kinds (InvalidKey, NoCredits, ...):
 - SlotUnavailable, a RateLimited: refused here, nothing was sent (sent is
   False), because the key's next slot is wait seconds away, beyond max_wait;
 - GatewayError, a ServerError: HTTP 502/503/504 without the envelope, a
-  proxy's page rather than PixVerse's answer.
+  proxy's page rather than PixVerse's answer;
+- InvalidParameters, InvalidImageError, InvalidMediaError: refused by our own
+  checks (generations/api_kinds.py, images.py, video_facts.probe_media) before
+  anything was sent or a rate-limit slot taken;
+- TemplateRefused: ErrCode 500070 (effect template not activated) or 500071
+  (not at this quality).
 
 error.outcome_unknown is True when the request may have reached PixVerse but
 no usable answer came back (TransportError with maybe_sent, MalformedResponse,
@@ -45,8 +50,10 @@ from django.conf import settings
 from django.core.cache import cache
 from django.views.decorators.debug import sensitive_variables
 
-from generations import ratelimit
+from generations import api_kinds, ratelimit
+from generations.catalog import DEFAULT_MODEL, ParameterProblem
 from generations.images import InvalidImage, check_image
+from generations.video_facts import UnreadableMedia, probe_media
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +159,33 @@ class InvalidImageError(InvalidRequest):
     kind = "invalid_image"
 
 
+class InvalidParameters(InvalidRequest):
+    """Refused by our own check before sending (api_kinds, catalog); nothing was sent.
+
+    problems are the catalog.ParameterProblem found, field by field.
+    """
+
+    kind = "invalid_parameters"
+
+    def __init__(self, problems: list[ParameterProblem], **kwargs: Any):
+        message = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        super().__init__(message, **kwargs)
+        self.problems = problems
+
+
+class InvalidMediaError(InvalidRequest):
+    """A video or audio file refused by our own check before upload; nothing was sent."""
+
+    kind = "invalid_media"
+
+
+class TemplateRefused(InvalidRequest):
+    """The effect template cannot be used: not activated for the account (ErrCode 500070)
+    or not at this quality (500071). Activating it is done on the PixVerse platform."""
+
+    kind = "template_refused"
+
+
 class RouteNotFound(InvalidRequest):
     """The server has no such endpoint (HTTP 404 or 405 without a PixVerse envelope)."""
 
@@ -236,6 +270,7 @@ SERVER_CODES = {500, 500041, 500069}
 # unknown or foreign video; 500008: "requested data not found", the sandbox's.
 VIDEO_NOT_FOUND_CODES = {500047, 500008}
 VIDEO_DELETED_CODES = {500064}
+TEMPLATE_CODES = {500070, 500071}
 GATEWAY_STATUSES = {502, 503, 504}
 
 
@@ -255,6 +290,7 @@ def error_for(
         (IMAGE_CODES, InvalidRequest),
         (VIDEO_NOT_FOUND_CODES, VideoNotFound),
         (VIDEO_DELETED_CODES, VideoDeleted),
+        (TEMPLATE_CODES, TemplateRefused),
         (SERVER_CODES, ServerError),
     )
     for codes, error_class in by_code:
@@ -305,6 +341,37 @@ class UploadedImage:
     img_id: int
     img_url: str | None
     trace_id: str
+
+
+@dataclass(frozen=True)
+class UploadedMedia:
+    """An uploaded video or audio, for extend, sound effect and lip sync."""
+
+    media_id: int
+    media_type: str | None  # "video" or "audio", as PixVerse says
+    url: str | None
+    trace_id: str
+
+
+@dataclass(frozen=True)
+class TtsSpeaker:
+    """A voice for lip sync's text to speech; its id goes in lip_sync_tts_speaker_id."""
+
+    speaker_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class EffectTemplate:
+    """An effect template for text/image generate's template_id.
+
+    qualities and activated are None where the answer does not say.
+    """
+
+    template_id: int
+    name: str
+    qualities: tuple[str, ...] | None = None
+    activated: bool | None = None
 
 
 class VideoState(StrEnum):
@@ -374,9 +441,21 @@ def normalise_state(raw: Any) -> VideoState:
 # --- Requests ---------------------------------------------------------------------
 
 
+class _Body:
+    """A request whose as_json sends only the fields that are set."""
+
+    def as_json(self) -> dict[str, Any]:
+        return {name: value for name, value in asdict(self).items() if value not in (None, "")}
+
+
 @dataclass(frozen=True)
-class VideoRequest:
-    """The parameters of one generation; optional ones are sent only when set."""
+class VideoRequest(_Body):
+    """The parameters of one text or image generation; optional ones are sent only when set.
+
+    template_id is an effect template (see effect_templates); camera_movement
+    (older models) does not go with a template; sound_effect_switch with
+    sound_effect_content adds a generated sound (+10 credits per 5 s).
+    """
 
     prompt: str
     duration: int
@@ -388,39 +467,124 @@ class VideoRequest:
     seed: int | None = None
     style: str | None = None
     water_mark: bool | None = None
+    template_id: int | None = None
     camera_movement: str | None = None
+    sound_effect_switch: bool | None = None
+    sound_effect_content: str | None = None
     generate_audio_switch: bool | None = None
     generate_multi_clip_switch: bool | None = None
     thinking_type: str | None = None
 
+
+@dataclass(frozen=True)
+class TransitionRequest(_Body):
+    """A video from one uploaded image (first frame) to another (last frame)."""
+
+    prompt: str
+    first_frame_img: int
+    last_frame_img: int
+    duration: int
+    quality: str
+    model: str = DEFAULT_MODEL
+    negative_prompt: str | None = None
+    seed: int | None = None
+    motion_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class ExtendRequest(_Body):
+    """More of a video: exactly one of source_video_id (PixVerse's) or video_media_id (uploaded)."""
+
+    prompt: str
+    duration: int
+    quality: str
+    source_video_id: int | None = None
+    video_media_id: int | None = None
+    model: str = DEFAULT_MODEL
+    negative_prompt: str | None = None
+    seed: int | None = None
+    motion_mode: str | None = None
+    style: str | None = None
+
+
+@dataclass(frozen=True)
+class SoundEffectRequest(_Body):
+    """A generated sound for a video; original_sound_switch keeps the video's own audio."""
+
+    sound_effect_content: str
+    source_video_id: int | None = None
+    video_media_id: int | None = None
+    original_sound_switch: bool | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class LipSyncRequest(_Body):
+    """A video's lips moved to speech: audio_media_id, or a TTS speaker and text."""
+
+    source_video_id: int | None = None
+    video_media_id: int | None = None
+    audio_media_id: int | None = None
+    lip_sync_tts_speaker_id: str | None = None
+    lip_sync_tts_content: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageReference:
+    """One image of a fusion: a "subject" or the "background", named in the prompt as @ref_name."""
+
+    type: str
+    img_id: int
+    ref_name: str
+
+
+@dataclass(frozen=True)
+class FusionRequest(_Body):
+    """A video made of 1 to 3 uploaded images, each named in the prompt as @ref_name."""
+
+    image_references: tuple[ImageReference, ...]
+    prompt: str
+    duration: int
+    quality: str
+    aspect_ratio: str
+    model: str = api_kinds.FUSION_MODELS[0]
+    negative_prompt: str | None = None
+    seed: int | None = None
+
     def as_json(self) -> dict[str, Any]:
-        return {name: value for name, value in asdict(self).items() if value not in (None, "")}
+        body = super().as_json()
+        body["image_references"] = [asdict(reference) for reference in self.image_references]
+        return body
 
 
-# Which status endpoint each base URL answers: learned once per deployment where
+# Which status endpoint each base URL answers ("status" or "result"), and which
+# TTS speaker list ("tts_list" or "tts_speaker"): learned once per deployment where
 # the cache is shared (Redis), else once per process. Each process keeps what it
 # learned or read, so the cache is asked once per base URL, not on every read.
 _status_endpoints: dict[str, str] = {}
+_speaker_endpoints: dict[str, str] = {}
+_learned_endpoints = {"status": _status_endpoints, "speakers": _speaker_endpoints}
 # A day: a service that gains /video/status is asked again, at one call's cost.
 STATUS_ENDPOINT_TTL = 24 * 3600
 
 
-def _endpoint_cache_key(base_url: str) -> str:
-    return "pixverse:status-endpoint:" + hashlib.sha256(base_url.encode()).hexdigest()[:32]
+def _endpoint_cache_key(base_url: str, call: str = "status") -> str:
+    return f"pixverse:{call}-endpoint:" + hashlib.sha256(base_url.encode()).hexdigest()[:32]
 
 
-def _known_status_endpoint(base_url: str) -> str | None:
-    known = _status_endpoints.get(base_url)
+def _known_endpoint(base_url: str, call: str = "status") -> str | None:
+    learned = _learned_endpoints[call]
+    known = learned.get(base_url)
     if known is None:
-        known = cache.get(_endpoint_cache_key(base_url))
+        known = cache.get(_endpoint_cache_key(base_url, call))
         if known is not None:
-            _status_endpoints[base_url] = known
+            learned[base_url] = known
     return known
 
 
-def _learn_status_endpoint(base_url: str, endpoint: str) -> None:
-    _status_endpoints[base_url] = endpoint
-    cache.set(_endpoint_cache_key(base_url), endpoint, STATUS_ENDPOINT_TTL)
+def _learn_endpoint(base_url: str, endpoint: str, call: str = "status") -> None:
+    _learned_endpoints[call][base_url] = endpoint
+    cache.set(_endpoint_cache_key(base_url, call), endpoint, STATUS_ENDPOINT_TTL)
 
 
 def _as_id(value: Any) -> int:
@@ -466,6 +630,25 @@ def _retry_after(response: requests.Response) -> float | None:
     except ValueError:
         return None
     return seconds if 0 <= seconds < float("inf") else None
+
+
+def _refuse(problems: list[ParameterProblem], trace_id: str) -> None:
+    if problems:
+        raise InvalidParameters(problems, trace_id=trace_id)
+
+
+# The TTS speaker list's two routes (API-NOTES.md, 3.1): older first.
+SPEAKER_PATHS = {"tts_list": "/video/lip_sync/tts_list", "tts_speaker": "/video/tts_speaker"}
+
+
+def _items(resp: Any, trace_id: str) -> list[Any]:
+    """A list call's items: the Resp itself, or its list, data or items."""
+    if isinstance(resp, list):
+        return resp
+    for name in ("list", "data", "items"):
+        if isinstance(resp.get(name), list):
+            return resp[name]
+    raise MalformedResponse("The list answer has no list.", trace_id=trace_id)
 
 
 class PixVerseClient:
@@ -517,7 +700,9 @@ class PixVerseClient:
             raise MalformedResponse("The balance answer lacks its fields.") from None
 
     def text_to_video(self, request: VideoRequest, *, trace_id: str) -> Submission:
-        return self._generate("/video/text/generate", request.as_json(), trace_id)
+        body = request.as_json()
+        _refuse(api_kinds.check_video_extras(body), trace_id)
+        return self._generate("/video/text/generate", body, trace_id)
 
     def upload_image(self, data: bytes) -> UploadedImage:
         try:
@@ -539,6 +724,7 @@ class PixVerseClient:
         body = {"img_id": img_id, **request.as_json()}
         # Aspect ratio follows the image; the image call does not take it.
         body.pop("aspect_ratio", None)
+        _refuse(api_kinds.check_video_extras(body), trace_id)
         return self._generate("/video/img/generate", body, trace_id)
 
     def video_status(self, video_id: int) -> VideoResult:
@@ -553,7 +739,7 @@ class PixVerseClient:
         The forced modes "status" and "result" ask only that endpoint.
         """
         mode = settings.PIXVERSE_STATUS_ENDPOINT
-        known = _known_status_endpoint(self.base_url) if mode == "auto" else None
+        known = _known_endpoint(self.base_url) if mode == "auto" else None
         if (known or mode) == "result":
             return self._read_video_result(video_id)
         try:
@@ -567,7 +753,7 @@ class PixVerseClient:
             status_error = e
         else:
             if mode == "auto" and known is None:
-                _learn_status_endpoint(self.base_url, "status")
+                _learn_endpoint(self.base_url, "status")
             return self._video_result(video_id, resp, "status", trace_id)
 
         # An error envelope from /video/result (500047 for an unknown id) is
@@ -579,7 +765,7 @@ class PixVerseClient:
             # /video/status that exists; a bare one may be anybody's.
             enveloped = not isinstance(status_error, RouteNotFound)
             if enveloped and status_error.http_status == 404 and known != "status":
-                _learn_status_endpoint(self.base_url, "status")
+                _learn_endpoint(self.base_url, "status")
             if isinstance(status_error, VideoNotFound):
                 raise status_error from None
             raise VideoNotFound(
@@ -589,10 +775,108 @@ class PixVerseClient:
                 trace_id=status_error.trace_id, http_status=status_error.http_status,
             ) from None
         logger.info("%s answers /video/result, not /video/status", self.base_url)
-        _learn_status_endpoint(self.base_url, "result")
+        _learn_endpoint(self.base_url, "result")
         return result
 
+    # The real platform's other calls (API-NOTES.md, section 3) ------------------
+    #
+    # Each generate call is checked here first (api_kinds): a refused one raises
+    # InvalidParameters and costs no request and no rate-limit slot.
+
+    def transition(self, request: TransitionRequest, *, trace_id: str) -> Submission:
+        return self._generate_kind("transition", request.as_json(), trace_id)
+
+    def extend(self, request: ExtendRequest, *, trace_id: str) -> Submission:
+        return self._generate_kind("extend", request.as_json(), trace_id)
+
+    def sound_effect(self, request: SoundEffectRequest, *, trace_id: str) -> Submission:
+        return self._generate_kind("sound_effect", request.as_json(), trace_id)
+
+    def lip_sync(self, request: LipSyncRequest, *, trace_id: str) -> Submission:
+        return self._generate_kind("lip_sync", request.as_json(), trace_id)
+
+    def fusion(self, request: FusionRequest, *, trace_id: str) -> Submission:
+        return self._generate_kind("fusion", request.as_json(), trace_id)
+
+    def upload_media(self, data: bytes, filename: str) -> UploadedMedia:
+        """Upload a video (MP4, MOV, WebM) or audio (MP3, WAV, M4A, AAC) for the media calls.
+
+        The type is told from the content; filename is only the name sent with it.
+        """
+        try:
+            facts = probe_media(data)
+        except UnreadableMedia as e:
+            message = f"PixVerse takes MP4, MOV or WebM video and MP3, WAV, M4A or AAC audio ({e})."
+            raise InvalidMediaError(message, err_msg=message) from None
+        longest = max(facts.width or 0, facts.height or 0)
+        if longest > api_kinds.MEDIA_MAX_SIDE:
+            message = (f"The video is {facts.width}x{facts.height} px; PixVerse takes at most "
+                       f"{api_kinds.MEDIA_MAX_SIDE} px a side.")
+            raise InvalidMediaError(message, err_msg=message)
+        name = filename.replace("\\", "/").rsplit("/", 1)[-1] or f"media.{facts.format}"
+        files = {"file": (name, data, facts.content_type)}
+        resp, trace_id = self._call("POST", "/media/upload", files=files)
+        try:
+            return UploadedMedia(media_id=_as_id(resp["media_id"]),
+                                 media_type=resp.get("media_type") or None,
+                                 url=resp.get("url") or None, trace_id=trace_id)
+        except (KeyError, ValueError):
+            raise MalformedResponse("The upload answer has no media_id.", trace_id=trace_id) from None
+
+    def tts_speakers(self) -> list[TtsSpeaker]:
+        """The voices for lip sync's text to speech.
+
+        The older route is /video/lip_sync/tts_list, newer docs name
+        /video/tts_speaker: a 404 (with or without the envelope) or 405 on one
+        tries the other once in the same call, and the one that answers is
+        learned for the base URL, as video_status learns its route.
+        """
+        first = _known_endpoint(self.base_url, "speakers") or "tts_list"
+        try:
+            resp, trace_id = self._call("GET", SPEAKER_PATHS[first], list_answer=True)
+            answered = first
+        except PixVerseError as e:
+            if e.http_status not in (404, 405):
+                raise
+            answered = "tts_speaker" if first == "tts_list" else "tts_list"
+            resp, trace_id = self._call("GET", SPEAKER_PATHS[answered], list_answer=True)
+        if answered != first or _known_endpoint(self.base_url, "speakers") is None:
+            _learn_endpoint(self.base_url, answered, "speakers")
+        speakers = []
+        for item in _items(resp, trace_id):
+            raw_id = item.get("speaker_id", item.get("id")) if isinstance(item, dict) else None
+            if raw_id in (None, "") or isinstance(raw_id, bool):
+                raise MalformedResponse("A speaker has no speaker_id.", trace_id=trace_id)
+            speakers.append(TtsSpeaker(speaker_id=str(raw_id),
+                                       name=str(item.get("name") or raw_id)))
+        return speakers
+
+    def effect_templates(self) -> list[EffectTemplate]:
+        """The effect templates the account can name in template_id."""
+        resp, trace_id = self._call("GET", "/video/effects/templates/list", list_answer=True)
+        templates = []
+        for item in _items(resp, trace_id):
+            try:
+                template_id = _as_id(item.get("template_id", item.get("id")))
+            except (AttributeError, ValueError):
+                raise MalformedResponse("A template has no template_id.", trace_id=trace_id) from None
+            qualities = item.get("qualities")
+            activated = item.get("activated")
+            templates.append(EffectTemplate(
+                template_id=template_id,
+                name=str(item.get("name") or item.get("template_name") or template_id),
+                qualities=tuple(str(q) for q in qualities) if isinstance(qualities, list) else None,
+                activated=activated if isinstance(activated, bool) else None,
+            ))
+        return templates
+
     # Plumbing ------------------------------------------------------------------
+
+    def _generate_kind(self, kind: str, body: dict[str, Any], trace_id: str) -> Submission:
+        if not trace_id:
+            raise ValueError("A generate call needs the trace id chosen for its submission.")
+        _refuse(api_kinds.problems(kind, body), trace_id)
+        return self._generate(api_kinds.KINDS[kind].path, body, trace_id)
 
     def _generate(self, path: str, body: dict[str, Any], trace_id: str) -> Submission:
         if not trace_id:
@@ -626,7 +910,7 @@ class PixVerseClient:
         details = {
             name: resp[name]
             for name in ("outputWidth", "outputHeight", "seed", "size", "create_time",
-                         "modify_time", "prompt")
+                         "modify_time", "prompt", "has_audio")
             if name in resp
         }
         return VideoResult(
@@ -646,10 +930,12 @@ class PixVerseClient:
         files: dict[str, Any] | None = None,
         params: dict[str, str] | None = None,
         read_timeout: float | None = None,
-    ) -> tuple[dict[str, Any], str]:
+        list_answer: bool = False,
+    ) -> tuple[Any, str]:
         """Send one request and return its Resp and trace id, or raise PixVerseError.
 
         read_timeout is the seconds to wait for the answer, PIXVERSE_READ_TIMEOUT by default.
+        list_answer: the Resp may be a list (a list call), not only an object.
         """
         trace_id = trace_id or str(uuid.uuid4())
         headers = {"API-KEY": self._api_key, "ai-trace-id": trace_id, "Accept": "application/json"}
@@ -685,13 +971,13 @@ class PixVerseClient:
             response.status_code, (time.monotonic() - started) * 1000, trace_id,
         )
         try:
-            return self._unwrap(response, trace_id), trace_id
+            return self._unwrap(response, trace_id, list_answer), trace_id
         except RateLimited as e:
             e.retry_after = _retry_after(response)
             raise
 
     @staticmethod
-    def _unwrap(response: requests.Response, trace_id: str) -> dict[str, Any]:
+    def _unwrap(response: requests.Response, trace_id: str, list_answer: bool = False) -> Any:
         status = response.status_code
         try:
             body = response.json()
@@ -727,7 +1013,7 @@ class PixVerseClient:
         if err_code != 0 or status >= 400:
             raise error_for(status, err_code or None, err_msg, trace_id)
         resp = body.get("Resp")
-        if not isinstance(resp, dict):
+        if not isinstance(resp, dict) and not (list_answer and isinstance(resp, list)):
             raise MalformedResponse(
                 "PixVerse answered success without a Resp object.",
                 trace_id=trace_id, http_status=status,

@@ -26,12 +26,14 @@ def _test_settings(settings, tmp_path):
     # Real hashing costs a tenth of a second a user; tests make many users.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     pixverse._status_endpoints.clear()
+    pixverse._speaker_endpoints.clear()
     # The cache outlives a test: a process's memory, or on the PostgreSQL + Redis
     # stack the Redis database it shares with the rate limiter and the broker,
     # which clear() empties (FLUSHDB) for them too.
     cache.clear()
     yield
     pixverse._status_endpoints.clear()
+    pixverse._speaker_endpoints.clear()
     # A request in another language leaves it active in this thread (LocaleMiddleware
     # activates, nothing deactivates): the next test would start in it.
     translation.deactivate()

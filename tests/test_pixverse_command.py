@@ -8,6 +8,7 @@ from django.core.management import CommandError, call_command
 from PIL import Image
 
 from generations.sandbox.models import SandboxAccount, SandboxVideo
+from tests.media_samples import mp4_bytes, wav_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -98,3 +99,146 @@ def test_a_key_is_required(monkeypatch):
     monkeypatch.delenv("PIXVERSE_API_KEY", raising=False)
     with pytest.raises(CommandError, match="PIXVERSE_API_KEY"):
         run("balance")
+
+
+# --- The real platform's other calls ---------------------------------------------------------
+
+
+def upload(tmp_path, name="photo.png"):
+    path = tmp_path / name
+    Image.new("RGB", (200, 100), "navy").save(path, "PNG")
+    code, out, _ = run("upload", str(path))
+    assert code == 0
+    return json.loads(out)["img_id"]
+
+
+def finished(*args):
+    code, out, err = run(*args)
+    assert code == 0, err
+    video_id = json.loads(out)["video_id"]
+    code, out, _ = run("status", str(video_id))
+    assert json.loads(out)["state"] == "done"
+    return video_id
+
+
+def text_video():
+    return finished("text", "--prompt", "p", "--duration", "5", "--quality", "360p")
+
+
+def test_transition(key, tmp_path):
+    first, last = upload(tmp_path, "a.png"), upload(tmp_path, "b.png")
+    video_id = finished("transition", "--first-img-id", str(first), "--last-img-id", str(last),
+                        "--prompt", "Day to night", "--duration", "5", "--quality", "540p",
+                        "--model", "v4.5")
+    assert SandboxVideo.objects.get(video_id=video_id).params == {
+        "prompt": "Day to night", "first_frame_img": first, "last_frame_img": last,
+        "duration": 5, "quality": "540p", "model": "v4.5"}
+
+
+def test_extend_a_video_or_an_uploaded_one(key, tmp_path):
+    source = text_video()
+    video_id = finished("extend", "--video-id", str(source), "--prompt", "On", "--duration", "5",
+                        "--quality", "540p")
+    assert SandboxVideo.objects.get(video_id=video_id).params["model"] == "v5"
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes(mp4_bytes())
+    code, out, _ = run("media-upload", str(clip))
+    assert code == 0
+    media = json.loads(out)
+    assert media["media_type"] == "video"
+    finished("extend", "--media-id", str(media["media_id"]), "--prompt", "On", "--duration", "5",
+             "--quality", "360p")
+
+
+def test_extend_takes_one_source_only(key, capsys):
+    # A usage error: argparse's own exit 2 and message, before any request.
+    code, _, _ = run("extend", "--video-id", "1", "--media-id", "2", "--prompt", "p",
+                     "--duration", "5", "--quality", "540p")
+    assert code == 2
+    assert "not allowed with" in capsys.readouterr().err
+
+
+def test_sound_keeps_the_original_sound_when_asked(key):
+    source = text_video()
+    video_id = finished("sound", "--video-id", str(source), "--content", "Rain",
+                        "--keep-original-sound")
+    assert SandboxVideo.objects.get(video_id=video_id).params == {
+        "sound_effect_content": "Rain", "source_video_id": source, "original_sound_switch": True}
+    assert json.loads(run("balance")[1])["total"] == 500 - 45 - 10
+
+
+def test_lipsync_by_speaker_or_by_audio(key, tmp_path):
+    source = text_video()
+    finished("lipsync", "--video-id", str(source), "--speaker", "Emily", "--text", "Hello")
+    speech = tmp_path / "speech.wav"
+    speech.write_bytes(wav_bytes())
+    code, out, _ = run("media-upload", str(speech))
+    assert code == 0
+    audio = json.loads(out)
+    assert audio["media_type"] == "audio"
+    finished("lipsync", "--video-id", str(source), "--audio-media-id", str(audio["media_id"]))
+
+
+def test_lipsync_checks_before_sending(key):
+    code, out, err = run("lipsync", "--video-id", "1", "--speaker", "Emily")
+    assert code == 1 and out == ""
+    assert err.startswith("invalid_parameters: ErrCode=None ErrMsg=")
+    assert "lip_sync_tts_content" in err
+
+
+def test_fusion_with_named_references(key, tmp_path):
+    hero, town = upload(tmp_path, "hero.png"), upload(tmp_path, "town.png")
+    video_id = finished("fusion", "--ref", f"subject:hero={hero}", "--ref",
+                        f"background:old town={town}", "--prompt", "@hero in @old town",
+                        "--duration", "5", "--quality", "540p", "--aspect-ratio", "16:9")
+    params = SandboxVideo.objects.get(video_id=video_id).params
+    assert params["model"] == "v4.5"
+    assert params["image_references"] == [
+        {"type": "subject", "img_id": hero, "ref_name": "hero"},
+        {"type": "background", "img_id": town, "ref_name": "old town"}]
+
+
+def test_fusion_refuses_a_malformed_ref(key, capsys):
+    code, _, _ = run("fusion", "--ref", "hero=12", "--prompt", "@hero", "--duration", "5",
+                     "--quality", "540p", "--aspect-ratio", "16:9")
+    assert code == 2
+    assert "expected subject:NAME=IMG_ID" in capsys.readouterr().err
+
+
+def test_media_upload_of_a_file_that_is_no_media(key, tmp_path):
+    path = tmp_path / "notes.mp4"
+    path.write_text("not a video" * 50)
+    code, out, err = run("media-upload", str(path))
+    assert code == 1 and out == ""
+    assert err.startswith("invalid_media: ErrCode=None")
+
+
+def test_speakers_and_effects_print_json_lists(key):
+    code, out, _ = run("speakers")
+    assert code == 0
+    assert {"speaker_id": "Auto", "name": "Auto"} in json.loads(out)
+    code, out, _ = run("effects")
+    assert code == 0
+    templates = json.loads(out)
+    assert [t["activated"] for t in templates] == [True, True, True, False]
+    assert templates[0]["qualities"] == ["360p", "540p", "720p"]
+
+
+def test_text_with_a_template_and_its_refusal(key):
+    templates = json.loads(run("effects")[1])
+    activated, inactive = templates[0]["template_id"], templates[-1]["template_id"]
+    finished("text", "--prompt", "p", "--duration", "5", "--quality", "540p",
+             "--template-id", str(activated))
+    code, out, err = run("text", "--prompt", "p", "--duration", "5", "--quality", "540p",
+                         "--template-id", str(inactive))
+    assert code == 1 and out == ""
+    assert err.startswith("template_refused: ErrCode=500070 ErrMsg=")
+    assert "trace_id=" in err
+
+
+def test_image_with_a_sound_effect(key, tmp_path):
+    img_id = upload(tmp_path)
+    video_id = finished("image", "--img-id", str(img_id), "--prompt", "p", "--duration", "5",
+                        "--quality", "360p", "--sound-effect", "Birdsong")
+    assert SandboxVideo.objects.get(video_id=video_id).params["sound_effect_content"] == "Birdsong"
+    assert json.loads(run("balance")[1])["total"] == 500 - 45 - 10

@@ -10,6 +10,7 @@ import pytest
 from django.test import Client
 from django.urls import resolve
 
+from generations import api_kinds
 from generations.sandbox.urls import urlpatterns as sandbox_urlpatterns
 
 COLLECTION_PATH = Path(__file__).resolve().parent.parent / "docs" / "pixverse.postman_collection.json"
@@ -23,6 +24,21 @@ SPEC_CALLS = [
     ("GET", "openapi/v2/video/status"),
 ]
 REAL_CALLS = [("GET", "openapi/v2/video/result/{{videoId}}")]
+# The real platform's other calls (API-NOTES.md, section 3), by kind for the generate ones.
+KIND_CALLS = {
+    "transition": ("POST", "openapi/v2/video/transition/generate"),
+    "extend": ("POST", "openapi/v2/video/extend/generate"),
+    "sound_effect": ("POST", "openapi/v2/video/sound_effect/generate"),
+    "lip_sync": ("POST", "openapi/v2/video/lip_sync/generate"),
+    "fusion": ("POST", "openapi/v2/video/fusion/generate"),
+}
+OTHER_CALLS = [
+    ("POST", "openapi/v2/media/upload"),
+    ("GET", "openapi/v2/video/lip_sync/tts_list"),
+    ("GET", "openapi/v2/video/tts_speaker"),
+    ("GET", "openapi/v2/video/effects/templates/list"),
+]
+NEW_CALLS = [*KIND_CALLS.values(), *OTHER_CALLS]
 
 # A 64-bit id as the real service hands them out: above 2^53, where JSON.parse rounds.
 BIG_ID = "2354019100783543969"
@@ -87,10 +103,39 @@ def test_it_has_each_spec_call_with_its_method(method, path):
 def test_the_real_result_call_sits_in_its_own_folder():
     folders = {(folder, item["request"]["method"], path_of(item))
                for folder, item in requests_in(load()["item"])}
-    for method, path in REAL_CALLS:
+    for method, path in REAL_CALLS + NEW_CALLS:
         assert ("Real service", method, path) in folders
     spec_folders = {folder for folder, method, path in folders if (method, path) in SPEC_CALLS}
     assert "Real service" not in spec_folders
+
+
+@pytest.mark.parametrize(("method", "path"), NEW_CALLS)
+def test_each_real_platform_call_is_there_with_its_key_and_the_shared_trace_id(method, path):
+    item = find(method, path)
+    headers = {h["key"]: h["value"] for h in item["request"]["header"] if not h.get("disabled")}
+    assert headers["API-KEY"] == "{{apiKey}}"
+    # Its ai-trace-id is the collection's pre-request script's, fresh on each send: no
+    # script of its own and no header of its own that could send a fixed one.
+    assert "ai-trace-id" not in {key.lower() for key in headers}
+    assert script(item, "prerequest") == ""
+    assert "headers.upsert({key: 'ai-trace-id'" in script(load(), "prerequest")
+
+
+@pytest.mark.parametrize("kind", KIND_CALLS)
+def test_each_generate_body_passes_the_clients_own_checks(kind):
+    body = find(*KIND_CALLS[kind])["request"]["body"]
+    assert body["mode"] == "raw"
+    raw = body["raw"]
+    for variable in ("imgId", "lastImgId", "videoId", "mediaId"):
+        raw = raw.replace(f"{{{{{variable}}}}}", BIG_ID)
+    sent = json.loads(raw)
+    assert api_kinds.problems(kind, sent) == []
+
+
+def test_the_media_upload_sends_a_file_field_named_file():
+    body = find("POST", "openapi/v2/media/upload")["request"]["body"]
+    assert body["mode"] == "formdata"
+    assert [(f["key"], f["type"]) for f in body["formdata"]] == [("file", "file")]
 
 
 def test_every_request_sends_the_api_key_from_the_api_key_variable():
@@ -117,7 +162,7 @@ def test_it_defines_the_base_url_and_api_key_variables():
     values = variables()
     assert values["baseUrl"] == "https://app-api.pixverse.ai"
     assert "apiKey" in values
-    assert {"videoId", "imgId"} <= values.keys()
+    assert {"videoId", "imgId", "lastImgId", "mediaId"} <= values.keys()
 
 
 def test_it_ships_without_a_key():
@@ -164,11 +209,16 @@ def test_the_status_call_asks_for_the_stored_video_id():
     assert url["query"] == [{"key": "video_id", "value": "{{videoId}}"}]
 
 
-@pytest.mark.parametrize(("path", "field", "variable"), [
+CREATING_CALLS = [
     ("openapi/v2/video/text/generate", "video_id", "videoId"),
     ("openapi/v2/video/img/generate", "video_id", "videoId"),
     ("openapi/v2/image/upload", "img_id", "imgId"),
-])
+    *[(path, "video_id", "videoId") for _, path in KIND_CALLS.values()],
+    ("openapi/v2/media/upload", "media_id", "mediaId"),
+]
+
+
+@pytest.mark.parametrize(("path", "field", "variable"), CREATING_CALLS)
 def test_the_creating_calls_store_the_returned_id(path, field, variable):
     test_script = script(find("POST", path), "test")
     assert f'"{field}"' in test_script
@@ -248,11 +298,7 @@ def test_the_pre_request_script_makes_a_new_uuid_each_time():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("path", "field", "variable"), [
-    ("openapi/v2/video/text/generate", "video_id", "videoId"),
-    ("openapi/v2/video/img/generate", "video_id", "videoId"),
-    ("openapi/v2/image/upload", "img_id", "imgId"),
-])
+@pytest.mark.parametrize(("path", "field", "variable"), CREATING_CALLS)
 def test_the_stored_id_keeps_every_digit_of_a_64_bit_id(path, field, variable):
     answer = f'{{"ErrCode": 0, "ErrMsg": "success", "Resp": {{"{field}": {BIG_ID}}}}}'
     ran = run_script(script(find("POST", path), "test"), answer)

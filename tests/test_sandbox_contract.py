@@ -19,19 +19,35 @@ from PIL import Image
 from generations.pixverse import (
     Balance,
     ConcurrencyLimit,
+    ExtendRequest,
+    FusionRequest,
+    ImageReference,
     InvalidImageError,
     InvalidKey,
     InvalidRequest,
+    LipSyncRequest,
     MalformedResponse,
     NoCredits,
     PixVerseClient,
     PixVerseError,
     RateLimited,
     ServerError,
+    SoundEffectRequest,
+    TemplateRefused,
+    TransitionRequest,
+    TtsSpeaker,
+    VideoNotFound,
     VideoRequest,
     VideoState,
 )
-from generations.sandbox.models import SandboxAccount, SandboxRequest, SandboxVideo
+from generations.sandbox.models import (
+    TEMPLATE_IDS,
+    SandboxAccount,
+    SandboxMedia,
+    SandboxRequest,
+    SandboxVideo,
+)
+from tests.media_samples import has_audio_track, mp4_bytes, wav_bytes
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -374,3 +390,291 @@ def test_a_request_slot_is_judged_by_arrival_times(account):
     assert sandbox_account.claim_request_slot(1.0, now=1001.0)
     sandbox_account.refresh_from_db()
     assert sandbox_account.last_request_at == 1001.0
+
+
+# --- The real platform's other calls (API-NOTES.md, section 3) -------------------------------
+
+
+def raw_post(sandbox_url, key, path, **kwargs) -> dict:
+    """A request the client would refuse itself: to see that the sandbox refuses it too."""
+    response = requests.post(f"{sandbox_url}/openapi/v2{path}", timeout=5,
+                             headers={"API-KEY": key, "ai-trace-id": new_trace()}, **kwargs)
+    return response.json()
+
+
+def finished_video(client, **request) -> int:
+    submission = client.text_to_video(VideoRequest("A wolf", 5, "360p", **request),
+                                      trace_id=new_trace())
+    assert wait_until_final(client, submission.video_id).state is VideoState.DONE
+    return submission.video_id
+
+
+def downloaded(result) -> bytes:
+    response = requests.get(result.url, timeout=5)
+    assert response.status_code == 200
+    assert response.headers["Content-Type"] == "video/mp4"
+    return response.content
+
+
+def test_a_transition_between_two_uploaded_images(client, settings):
+    first, last = client.upload_image(png_bytes()), client.upload_image(png_bytes(180, 320))
+    trace_id = new_trace()
+    submission = client.transition(
+        TransitionRequest("Day turns to night", first.img_id, last.img_id, 5, "720p"),
+        trace_id=trace_id)
+    assert_submission(submission, trace_id)
+    assert client.balance().total == 1000 - 60
+    done = wait_until_final(client, submission.video_id)
+    assert done.state is VideoState.DONE
+    assert done.details["has_audio"] is False
+    assert downloaded(done)[4:8] == b"ftyp"
+    settings.PIXVERSE_STATUS_ENDPOINT = "result"
+    real = client.video_status(submission.video_id)
+    assert (real.details["outputWidth"], real.details["has_audio"]) == (1280, False)
+
+
+def test_a_transition_from_another_accounts_image(client, sandbox_url):
+    _, other_key = SandboxAccount.issue("other", credits=100)
+    foreign = PixVerseClient(other_key, base_url=sandbox_url).upload_image(png_bytes())
+    mine = client.upload_image(png_bytes())
+    with pytest.raises(InvalidRequest) as caught:
+        client.transition(TransitionRequest("p", mine.img_id, foreign.img_id, 5, "540p"),
+                          trace_id=new_trace())
+    assert_error(caught.value, InvalidRequest, 400032)
+    assert client.balance().total == 1000
+
+
+def test_extend_a_finished_video_or_an_uploaded_one(client):
+    video_id = finished_video(client)
+    extended = client.extend(ExtendRequest("It keeps running", 5, "540p", source_video_id=video_id),
+                             trace_id=new_trace())
+    assert wait_until_final(client, extended.video_id).state is VideoState.DONE
+    media = client.upload_media(mp4_bytes(), "clip.mp4")
+    assert media.media_type == "video"
+    from_upload = client.extend(ExtendRequest("On", 5, "360p", video_media_id=media.media_id),
+                                trace_id=new_trace())
+    assert wait_until_final(client, from_upload.video_id).state is VideoState.DONE
+    assert client.balance().total == 1000 - 45 - 45 - 45
+    assert SandboxVideo.objects.get(video_id=extended.video_id).source_video.video_id == video_id
+
+
+def test_extend_refuses_a_video_that_is_not_finished_or_not_this_accounts(client, sandbox_url):
+    running = client.text_to_video(VideoRequest("p", 5, "360p"), trace_id=new_trace())
+    _, other_key = SandboxAccount.issue("other", credits=100, generation_seconds=0)
+    other = PixVerseClient(other_key, base_url=sandbox_url)
+    foreign = other.text_to_video(VideoRequest("p", 5, "360p"), trace_id=new_trace())
+    for video_id in (running.video_id, foreign.video_id, 12345):
+        with pytest.raises(VideoNotFound) as caught:
+            client.extend(ExtendRequest("p", 5, "540p", source_video_id=video_id),
+                          trace_id=new_trace())
+        assert_error(caught.value, VideoNotFound, 500047)
+    assert client.balance().total == 1000 - 45
+
+
+def test_a_video_to_extend_must_be_shorter_than_40_seconds(client, account):
+    long_one = SandboxMedia.objects.create(account=account[0], media_type="video", format="mp4",
+                                           duration=40.0)
+    with pytest.raises(VideoNotFound) as caught:
+        client.extend(ExtendRequest("p", 5, "540p", video_media_id=long_one.media_id),
+                      trace_id=new_trace())
+    assert "40 s" in caught.value.err_msg
+
+
+@pytest.mark.parametrize(("body", "err_code", "detail"), [
+    ({"prompt": "p", "model": "v5", "duration": 5, "quality": "540p"}, 400011, "source_video_id"),
+    ({"model": "v5", "duration": 5, "quality": "540p", "source_video_id": 1}, 400011, "prompt"),
+    ({"prompt": "p", "model": "v5", "duration": 5, "quality": "540p", "source_video_id": 1,
+      "video_media_id": 2}, 400017, "not both"),
+    ({"prompt": "p", "model": "v5", "duration": 5, "quality": "1080p", "motion_mode": "fast",
+      "source_video_id": 1}, 400017, "motion_mode"),
+    ({"prompt": "x" * 2049, "model": "v5", "duration": 5, "quality": "540p",
+      "source_video_id": 1}, 400018, "2048"),
+])
+def test_the_sandbox_refuses_what_the_client_checks_too(client, account, sandbox_url,
+                                                        body, err_code, detail):
+    answer = raw_post(sandbox_url, account[1], "/video/extend/generate", json=body)
+    assert answer["ErrCode"] == err_code
+    assert detail in answer["ErrMsg"]
+    assert client.balance().total == 1000
+
+
+def test_a_sound_effect_on_a_finished_video_has_an_audio_track(client):
+    video_id = finished_video(client)
+    submission = client.sound_effect(SoundEffectRequest("Wind and howling", source_video_id=video_id),
+                                     trace_id=new_trace())
+    assert client.balance().total == 1000 - 45 - 10
+    done = wait_until_final(client, submission.video_id)
+    assert done.state is VideoState.DONE
+    assert done.details["has_audio"] is True
+    assert has_audio_track(downloaded(done))
+
+
+def test_the_samples_of_silent_kinds_are_silent(client):
+    # So that the audio check above says something: a text video has no sound.
+    video_id = finished_video(client)
+    assert not has_audio_track(downloaded(client.video_status(video_id)))
+
+
+def test_a_lip_sync_by_tts_or_by_uploaded_audio_has_an_audio_track(client):
+    video_id = finished_video(client)
+    speakers = client.tts_speakers()
+    assert TtsSpeaker("Emily", "Emily") in speakers
+    by_tts = client.lip_sync(LipSyncRequest(source_video_id=video_id,
+                                            lip_sync_tts_speaker_id="Emily",
+                                            lip_sync_tts_content="Hello from the sandbox"),
+                             trace_id=new_trace())
+    audio = client.upload_media(wav_bytes(1.5), "speech.wav")
+    assert audio.media_type == "audio"
+    by_audio = client.lip_sync(LipSyncRequest(source_video_id=video_id,
+                                              audio_media_id=audio.media_id),
+                               trace_id=new_trace())
+    # 22 bytes of text: 2 units of 15; 1.5 s of audio: 2 seconds started.
+    assert client.balance().total == 1000 - 45 - 8 - 8
+    for submission in (by_tts, by_audio):
+        done = wait_until_final(client, submission.video_id)
+        assert done.state is VideoState.DONE
+        assert has_audio_track(downloaded(done))
+
+
+def test_a_lip_sync_refuses_an_unknown_speaker_and_a_video_as_audio(client):
+    video_id = finished_video(client)
+    with pytest.raises(InvalidRequest) as caught:
+        client.lip_sync(LipSyncRequest(source_video_id=video_id, lip_sync_tts_speaker_id="Nobody",
+                                       lip_sync_tts_content="Hi"), trace_id=new_trace())
+    assert_error(caught.value, InvalidRequest, 400017)
+    not_audio = client.upload_media(mp4_bytes(), "clip.mp4")
+    with pytest.raises(VideoNotFound) as caught:
+        client.lip_sync(LipSyncRequest(source_video_id=video_id, audio_media_id=not_audio.media_id),
+                        trace_id=new_trace())
+    assert_error(caught.value, VideoNotFound, 500047)
+
+
+def test_a_lip_sync_with_audio_and_tts_at_once_is_refused(client, account, sandbox_url):
+    video_id = finished_video(client)
+    answer = raw_post(sandbox_url, account[1], "/video/lip_sync/generate", json={
+        "source_video_id": video_id, "audio_media_id": 1, "lip_sync_tts_speaker_id": "Auto",
+        "lip_sync_tts_content": "Hi"})
+    assert answer["ErrCode"] == 400017
+
+
+def test_a_fusion_of_a_subject_and_a_background(client):
+    hero, town = client.upload_image(png_bytes()), client.upload_image(png_bytes())
+    submission = client.fusion(FusionRequest(
+        (ImageReference("subject", hero.img_id, "hero"),
+         ImageReference("background", town.img_id, "old town")),
+        "@hero walks through @old town", 5, "540p", "16:9"), trace_id=new_trace())
+    assert client.balance().total == 1000 - 45
+    assert wait_until_final(client, submission.video_id).state is VideoState.DONE
+
+
+def test_a_fusion_with_another_accounts_image(client, sandbox_url):
+    _, other_key = SandboxAccount.issue("other", credits=100)
+    foreign = PixVerseClient(other_key, base_url=sandbox_url).upload_image(png_bytes())
+    with pytest.raises(InvalidRequest) as caught:
+        client.fusion(FusionRequest((ImageReference("subject", foreign.img_id, "hero"),),
+                                    "@hero", 5, "540p", "16:9"), trace_id=new_trace())
+    assert_error(caught.value, InvalidRequest, 400032)
+
+
+@pytest.mark.parametrize(("change", "detail"), [
+    ({"prompt": "a hero walks"}, "@hero"),
+    ({"model": "v5"}, "v4.5"),
+    ({"image_references": [{"type": "subject", "img_id": 1, "ref_name": "hero!"}]}, "letters"),
+    ({"image_references": [{"type": "person", "img_id": 1, "ref_name": "hero"}]}, "subject"),
+])
+def test_the_sandbox_refuses_a_fusion_the_client_would_refuse(account, sandbox_url, change, detail):
+    body = {"image_references": [{"type": "subject", "img_id": 1, "ref_name": "hero"}],
+            "prompt": "@hero", "model": "v4.5", "duration": 5, "quality": "540p",
+            "aspect_ratio": "16:9", **change}
+    answer = raw_post(sandbox_url, account[1], "/video/fusion/generate", json=body)
+    assert answer["ErrCode"] == 400017
+    assert detail in answer["ErrMsg"]
+
+
+def test_a_new_kind_resent_with_its_trace_id_is_billed_once(client):
+    video_id = finished_video(client)
+    trace_id = new_trace()
+    request = SoundEffectRequest("Rain", source_video_id=video_id)
+    first = client.sound_effect(request, trace_id=trace_id)
+    again = client.sound_effect(request, trace_id=trace_id)
+    assert first.video_id == again.video_id
+    assert client.balance().total == 1000 - 45 - 10
+
+
+def test_an_uploaded_media_is_served_only_to_its_key(client, account):
+    media = client.upload_media(wav_bytes(), "a.wav")
+    assert requests.get(media.url, timeout=5).status_code == 404
+    mine = requests.get(media.url, headers={"API-KEY": account[1]}, timeout=5)
+    assert mine.content == wav_bytes()
+
+
+@pytest.mark.parametrize(("files", "err_code"), [
+    ({"file": ("notes.mp4", b"this is not a video at all" * 40, "video/mp4")}, 500032),
+    ({"file": ("photo.mp3", png_bytes(), "audio/mpeg")}, 500032),
+    ({"file": ("wide.mp4", mp4_bytes(1922, 16, frames=2), "video/mp4")}, 500033),
+    ({"image": ("clip.mp4", mp4_bytes(), "video/mp4")}, 400011),
+])
+def test_the_media_upload_refuses_what_is_not_a_video_or_audio_it_takes(
+        client, account, sandbox_url, files, err_code):
+    answer = raw_post(sandbox_url, account[1], "/media/upload", files=files)
+    assert answer["ErrCode"] == err_code
+    assert answer["ErrMsg"]
+    assert not SandboxMedia.objects.exists()
+
+
+def test_the_speakers_come_from_the_newer_route_when_the_older_is_gone(client, account):
+    account[0].tts_list_route = False
+    account[0].save()
+    speakers = client.tts_speakers()
+    assert speakers[0] == TtsSpeaker("Auto", "Auto")
+    paths = [r.path.split("/openapi/v2")[1] for r in SandboxRequest.objects.order_by("started_at")]
+    assert paths == ["/video/lip_sync/tts_list", "/video/tts_speaker"]
+    client.tts_speakers()
+    assert SandboxRequest.objects.count() == 3
+
+
+def test_the_effect_templates_say_which_are_activated(client, account):
+    templates = client.effect_templates()
+    assert [t.template_id for t in templates] == list(TEMPLATE_IDS)
+    assert [t.activated for t in templates] == [True, True, True, False]
+    assert templates[0].qualities == ("360p", "540p", "720p")
+    account[0].activated_templates = list(TEMPLATE_IDS)
+    account[0].save()
+    assert all(t.activated for t in client.effect_templates())
+    account[0].activated_templates = None  # the admin form emptied
+    account[0].save()
+    assert not any(t.activated for t in client.effect_templates())
+    with pytest.raises(TemplateRefused):
+        client.text_to_video(VideoRequest("p", 5, "540p", template_id=TEMPLATE_IDS[0]),
+                             trace_id=new_trace())
+
+
+def test_text_and_image_with_a_template(client):
+    kiss, _hug, muscle, venom = TEMPLATE_IDS
+    submission = client.text_to_video(VideoRequest("p", 5, "540p", template_id=kiss),
+                                      trace_id=new_trace())
+    assert wait_until_final(client, submission.video_id).state is VideoState.DONE
+    image = client.upload_image(png_bytes())
+    client.image_to_video(image.img_id, VideoRequest("p", 5, "360p", template_id=muscle),
+                          trace_id=new_trace())
+    with pytest.raises(TemplateRefused) as caught:
+        client.text_to_video(VideoRequest("p", 5, "540p", template_id=venom), trace_id=new_trace())
+    assert_error(caught.value, TemplateRefused, 500070)
+    with pytest.raises(TemplateRefused) as caught:
+        client.image_to_video(image.img_id, VideoRequest("p", 5, "1080p", template_id=kiss),
+                              trace_id=new_trace())
+    assert_error(caught.value, TemplateRefused, 500071)
+    with pytest.raises(InvalidRequest) as caught:
+        client.text_to_video(VideoRequest("p", 5, "540p", template_id=99), trace_id=new_trace())
+    assert_error(caught.value, InvalidRequest, 400017)
+    assert client.balance().total == 1000 - 45 - 45
+
+
+def test_a_text_video_with_a_sound_effect_costs_more_and_has_sound(client):
+    submission = client.text_to_video(
+        VideoRequest("Waves", 8, "360p", sound_effect_switch=True, sound_effect_content="Surf"),
+        trace_id=new_trace())
+    assert client.balance().total == 1000 - 90 - 20
+    done = wait_until_final(client, submission.video_id)
+    assert done.details["has_audio"] is True
+    assert has_audio_track(downloaded(done))

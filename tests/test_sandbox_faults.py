@@ -30,7 +30,7 @@ from generations.sandbox.models import (
     SandboxRequest,
     SandboxVideo,
 )
-from generations.sandbox.views import SAMPLES
+from generations.sandbox.views import SAMPLES, SOUND_SAMPLE
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -221,6 +221,8 @@ def call(client, kind):
         return client.upload_image(png_bytes())
     if kind == "generate":
         return client.text_to_video(VideoRequest("p", 5, "360p"), trace_id=new_trace())
+    if kind == "lists":
+        return client.effect_templates()
     return client.video_status(SandboxVideo.objects.first().video_id)
 
 
@@ -230,7 +232,7 @@ def timed(function, *args) -> float:
     return time.monotonic() - started
 
 
-@pytest.mark.parametrize("kind", ["balance", "upload", "generate", "status"])
+@pytest.mark.parametrize("kind", ["balance", "upload", "generate", "status", "lists"])
 def test_calls_of_a_listed_kind_hang(client, account, kind, settings):
     finished_video(account[0])
     settings.PIXVERSE_STATUS_ENDPOINT = "result"
@@ -238,6 +240,12 @@ def test_calls_of_a_listed_kind_hang(client, account, kind, settings):
     assert timed(call, client, kind) >= HANG
     other = "balance" if kind != "balance" else "status"
     assert timed(call, client, other) < HANG
+
+
+def test_a_lists_hang_covers_the_speakers_and_the_templates(client, account):
+    switch_on(account[0], fault_hang_calls="lists", fault_hang_seconds=HANG)
+    assert timed(client.tts_speakers) >= HANG
+    assert timed(client.effect_templates) >= HANG
 
 
 def test_a_status_hang_covers_both_status_routes(client, account, settings):
@@ -258,6 +266,21 @@ def test_the_calls_that_hang_must_be_known_kinds(account):
     assert "poll" in str(caught.value.message_dict["fault_hang_calls"])
 
 
+def test_the_activated_templates_must_be_known_ids(account):
+    from generations.sandbox.models import TEMPLATE_IDS
+
+    assert account[0].activated_templates == list(TEMPLATE_IDS[:-1])
+    for fine in ([], None, list(TEMPLATE_IDS)):
+        account[0].activated_templates = fine
+        account[0].full_clean()
+    for wrong, message in (([12345], "12345"), (["Kiss"], "list of template ids"),
+                           ({"Kiss": 1}, "list of template ids")):
+        account[0].activated_templates = wrong
+        with pytest.raises(ValidationError) as caught:
+            account[0].full_clean()
+        assert message in str(caught.value.message_dict["activated_templates"])
+
+
 # --- Video files ----------------------------------------------------------------------------
 
 
@@ -271,6 +294,29 @@ def test_video_files_can_fail_for_the_account_that_owns_them(account, sandbox_ur
     healthy = finished_video(SandboxAccount.issue("other")[0])
     assert requests.get(file_url(sandbox_url, faulty), timeout=5).status_code == 503
     assert requests.get(file_url(sandbox_url, healthy), timeout=5).status_code == 200
+
+
+@pytest.mark.parametrize(("kind", "params", "sound"), [
+    ("text", {"quality": "360p"}, False),
+    ("transition", {"quality": "540p"}, False),
+    ("text", {"quality": "360p", "sound_effect_switch": True}, True),
+    ("sound_effect", {}, True),
+    ("lip_sync", {}, True),
+])
+def test_a_video_that_must_have_sound_is_served_the_sample_with_sound(
+        account, sandbox_url, kind, params, sound):
+    video = finished_video(account[0])
+    SandboxVideo.objects.filter(pk=video.pk).update(kind=kind, params=params)
+    content = requests.get(file_url(sandbox_url, video), timeout=5).content
+    if sound:
+        assert content == SOUND_SAMPLE.read_bytes()
+    else:
+        assert content == SAMPLES[video.video_id % len(SAMPLES)].read_bytes()
+
+
+def test_the_sample_with_sound_is_small_and_not_among_the_silent_ones():
+    assert SOUND_SAMPLE not in SAMPLES
+    assert SOUND_SAMPLE.stat().st_size < 300_000
 
 
 def test_video_files_can_come_slowly(account, sandbox_url):

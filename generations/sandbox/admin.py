@@ -5,7 +5,13 @@ from django.template.response import TemplateResponse
 from django.utils.translation import gettext_lazy as _
 from django.views.decorators.debug import sensitive_variables
 
-from generations.sandbox.models import SandboxAccount, SandboxCharge, SandboxRequest, SandboxVideo
+from generations.sandbox.models import (
+    SandboxAccount,
+    SandboxCharge,
+    SandboxMedia,
+    SandboxRequest,
+    SandboxVideo,
+)
 
 
 @admin.register(SandboxAccount)
@@ -41,6 +47,20 @@ class SandboxVideoAdmin(admin.ModelAdmin):
     list_filter = ["outcome", "kind"]
     search_fields = ["video_id", "trace_id"]
     readonly_fields = [f.name for f in SandboxVideo._meta.fields]
+
+
+@admin.register(SandboxMedia)
+class SandboxMediaAdmin(admin.ModelAdmin):
+    """Uploaded videos and audio, for extend, sound effect and lip sync."""
+
+    list_display = ["media_id", "account", "media_type", "format", "duration", "created"]
+    list_filter = ["media_type"]
+    search_fields = ["media_id"]
+    list_select_related = ["account"]
+    readonly_fields = [f.name for f in SandboxMedia._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
 
 
 @admin.register(SandboxRequest)

@@ -1,4 +1,4 @@
-"""The sandbox's own state: accounts (keys and credits), images and videos.
+"""The sandbox's own state: accounts (keys and credits), images, media and videos.
 
 This is the simulated PixVerse server's database, not the portal's: the
 portal knows a sandbox key only as any other PixVerse key.
@@ -23,7 +23,8 @@ def hash_key(raw_key: str) -> str:
 
 
 # The kinds of call a hang can be switched on for; "status" is both status routes.
-CALL_KINDS = ("balance", "upload", "generate", "status")
+# "lists" is the TTS speaker and effect template lists.
+CALL_KINDS = ("balance", "upload", "generate", "status", "lists")
 
 
 def parse_call_kinds(value: str) -> set[str]:
@@ -36,6 +37,38 @@ def validate_call_kinds(value: str) -> None:
         raise ValidationError(
             _("Unknown call kinds: %(unknown)s. Use any of: %(known)s."),
             params={"unknown": ", ".join(unknown), "known": ", ".join(CALL_KINDS)},
+        )
+
+
+# The sandbox's effect templates (the real catalogue is PixVerse's and changes):
+# the qualities each supports, for 500071. All but the last are activated for a
+# new account; the last shows 500070 until activated in the admin.
+EFFECT_TEMPLATES = (
+    {"template_id": 315446315336768, "name": "Kiss", "qualities": ["360p", "540p", "720p"]},
+    {"template_id": 315447659476032, "name": "Hug", "qualities": ["360p", "540p", "720p", "1080p"]},
+    {"template_id": 313555098280384, "name": "Muscle surge", "qualities": ["360p", "540p"]},
+    {"template_id": 316826014376384, "name": "Venom", "qualities": ["540p", "720p"]},
+)
+TEMPLATE_IDS = tuple(template["template_id"] for template in EFFECT_TEMPLATES)
+
+# The TTS voices of lip sync: (speaker_id, name).
+TTS_SPEAKERS = (("Auto", "Auto"), ("Emily", "Emily"), ("James", "James"),
+                ("Sophia", "Sophia"), ("Lucas", "Lucas"))
+
+
+def default_activated_templates() -> list[int]:
+    return list(TEMPLATE_IDS[:-1])
+
+
+def validate_template_ids(value) -> None:
+    if not isinstance(value, list) or not all(isinstance(item, int) for item in value):
+        raise ValidationError(_("A list of template ids, e.g. [315446315336768]."))
+    unknown = sorted(set(value) - set(TEMPLATE_IDS))
+    if unknown:
+        raise ValidationError(
+            _("Unknown template ids: %(unknown)s. The sandbox has: %(known)s."),
+            params={"unknown": ", ".join(map(str, unknown)),
+                    "known": ", ".join(map(str, TEMPLATE_IDS))},
         )
 
 
@@ -96,8 +129,8 @@ class SandboxAccount(models.Model):
     fault_hang_seconds = models.FloatField(_("hang time (s)"), default=40.0)
     fault_hang_calls = models.CharField(
         _("calls that hang"), max_length=100, blank=True, validators=[validate_call_kinds],
-        help_text=_("Comma-separated, any of: balance, upload, generate, status. Each such "
-                    "request waits the hang time before it is answered."),
+        help_text=_("Comma-separated, any of: balance, upload, generate, status, lists. Each "
+                    "such request waits the hang time before it is answered."),
     )
     fault_file_error_rate = models.FloatField(_("share of video downloads answered HTTP 503"),
                                               default=0.0)
@@ -114,6 +147,18 @@ class SandboxAccount(models.Model):
     webhook_secret = models.CharField(
         _("webhook secret"), max_length=200, blank=True,
         help_text=_("Signs the webhooks; the portal's PIXVERSE_WEBHOOK_SECRET must be the same."),
+    )
+    activated_templates = models.JSONField(
+        # null: a field emptied in the admin is no template, not a crash on save.
+        _("activated effect templates"), default=default_activated_templates, blank=True,
+        null=True,
+        validators=[validate_template_ids],
+        help_text=_("Template ids this account may use; any other answers 500070."),
+    )
+    tts_list_route = models.BooleanField(
+        _("answers the older /video/lip_sync/tts_list"), default=True,
+        help_text=_("Off: only /video/tts_speaker lists the TTS voices; the older route "
+                    "answers 404."),
     )
     last_request_at = models.FloatField(default=0.0, editable=False)
     request_count = models.PositiveBigIntegerField(_("requests answered"), default=0, editable=False)
@@ -159,6 +204,9 @@ class SandboxAccount(models.Model):
     def hangs(self, call_kind: str) -> bool:
         return call_kind in parse_call_kinds(self.fault_hang_calls)
 
+    def template_activated(self, template_id: int) -> bool:
+        return template_id in (self.activated_templates or [])
+
     def running_videos(self) -> int:
         return self.videos.filter(ready_at__gt=timezone.now(), deleted=False).count()
 
@@ -187,6 +235,30 @@ class SandboxImage(models.Model):
         return f"image {self.img_id}"
 
 
+class SandboxMedia(models.Model):
+    """An uploaded video or audio for extend, sound effect and lip sync."""
+
+    class MediaType(models.TextChoices):
+        VIDEO = "video", _("video")
+        AUDIO = "audio", _("audio")
+
+    media_id = models.BigIntegerField(_("media id"), unique=True, default=new_id)
+    account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="media",
+                                verbose_name=_("account"))
+    file = models.FileField(_("file"), upload_to="sandbox/media/")
+    media_type = models.CharField(_("media type"), max_length=5, choices=MediaType)
+    format = models.CharField(_("format"), max_length=8)
+    duration = models.FloatField(_("duration (s)"))
+    created = models.DateTimeField(_("created"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("sandbox media")
+        verbose_name_plural = _("sandbox media")
+
+    def __str__(self) -> str:
+        return f"{self.media_type} {self.media_id}"
+
+
 class SandboxVideo(models.Model):
     class Outcome(models.TextChoices):
         SUCCESS = "success", _("success")
@@ -197,9 +269,19 @@ class SandboxVideo(models.Model):
     account = models.ForeignKey(SandboxAccount, on_delete=models.CASCADE, related_name="videos",
                                 verbose_name=_("account"))
     trace_id = models.CharField(_("trace id"), max_length=100)
-    kind = models.CharField(_("kind"), max_length=8)  # "text" or "image"
+    kind = models.CharField(_("kind"), max_length=16)  # a key of api_kinds.KINDS
     image = models.ForeignKey(SandboxImage, null=True, blank=True, on_delete=models.SET_NULL,
                               verbose_name=_("image"))
+    # What extend, sound effect and lip sync started from: a video of this account,
+    # or an uploaded video; and lip sync's uploaded audio.
+    source_video = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+", verbose_name=_("source video"))
+    source_media = models.ForeignKey(SandboxMedia, null=True, blank=True,
+                                     on_delete=models.SET_NULL, related_name="+",
+                                     verbose_name=_("source media"))
+    audio_media = models.ForeignKey(SandboxMedia, null=True, blank=True,
+                                    on_delete=models.SET_NULL, related_name="+",
+                                    verbose_name=_("audio"))
     params = models.JSONField(_("parameters"), default=dict)
     credits = models.IntegerField(_("credits"))
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome)
@@ -219,6 +301,35 @@ class SandboxVideo(models.Model):
 
     def __str__(self) -> str:
         return f"video {self.video_id}"
+
+    @property
+    def has_audio(self) -> bool:
+        """Whether the finished file has sound: the sound kinds, or a generated sound effect."""
+        return self.kind in ("sound_effect", "lip_sync") or self.params.get(
+            "sound_effect_switch") is True
+
+    def seconds(self) -> float:
+        """How long the video is meant to be: what a sound effect on it is priced by."""
+        if self.kind == "extend":
+            return self.source_seconds() + self.params.get("duration", 5)
+        if self.kind in ("sound_effect", "lip_sync"):
+            return self.source_seconds()
+        return self.params.get("duration", 5)
+
+    def source_seconds(self) -> float:
+        if self.source_video is not None:
+            return self.source_video.seconds()
+        if self.source_media is not None:
+            return self.source_media.duration
+        return 5
+
+    def quality(self) -> str:
+        """The output's quality: the request's, its source video's, or 540p for an upload."""
+        if "quality" in self.params:
+            return self.params["quality"]
+        if self.source_video is not None:
+            return self.source_video.quality()
+        return "540p"
 
     def stage(self, now=None) -> str:
         """queued, generating, or the outcome once ready_at has passed."""
