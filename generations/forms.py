@@ -97,7 +97,124 @@ def _offered(model: catalog.Model) -> set[str]:
     return {name for name in OPTION_FIELDS if switches.get(name, True)}
 
 
-class GenerationForm(forms.Form):
+class PaidForm(forms.Form):
+    """What every form that starts a job has: which key pays, the cost, and the checks of the
+    known balance and the member's monthly limit before anything is stored.
+
+    A subclass says what the job costs (cost) and which settings PixVerse
+    would refuse together (combination_problems).
+    """
+
+    # New in every form shown, the same when a form comes back with its errors: the
+    # same form sent twice makes one job (generations/views.py, _job_code).
+    submission = forms.UUIDField(required=False, widget=forms.HiddenInput, initial=uuid.uuid4)
+
+    # Which key pays: shown when the member has more than one (generations/keys.py).
+    key = forms.ChoiceField(label=_("Pay with"), required=False)
+
+    kind = "text"
+    option_fields: list = []  # the fields that change what the job costs, shown in a grid
+
+    def __init__(self, *args, balance: int | None = None, keys=None, **kwargs):
+        """balance: the known balance of the member's own key; keys: the KeyChoices they may use."""
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+        self.keys = list(keys or [])
+        self.fields["key"].choices = [(choice.value, choice.label) for choice in self.keys]
+        # Shown when there is a choice, or a team key whose limit the member should see.
+        self.key_shown = len(self.keys) > 1 or any(choice.is_team for choice in self.keys)
+        if not self.key_shown:
+            self.fields["key"].widget = forms.HiddenInput()
+        self.own_balance = balance
+
+    def not_sent_while_editing(self) -> str:
+        """htmx's hx-params for the estimate: the form without its token and its files."""
+        files = [name for name, field in self.fields.items() if isinstance(field, forms.FileField)]
+        return "not " + ",".join(["csrfmiddlewaretoken", *files])
+
+    def chosen_key(self):
+        """The KeyChoice the form names (what it was sent with, else its initial value), or None."""
+        value = self["key"].value()
+        return next((choice for choice in self.keys if choice.value == value), None) or (
+            self.keys[0] if len(self.keys) == 1 else None)
+
+    @property
+    def known_balance(self) -> int | None:
+        """The chosen key's balance as last read; the member's own otherwise."""
+        choice = self.chosen_key()
+        if choice is None or not choice.is_team:
+            return self.own_balance
+        balance = choice.credential.balance
+        return balance.total if balance else None
+
+    def clean_key(self):
+        choice = self.chosen_key()
+        if self.keys and choice is None:
+            raise ValidationError(_("Choose a key to pay with."), code="key")
+        if choice is not None and choice.credential.broken_at:
+            raise ValidationError(_("PixVerse refuses this key (%(error)s). Choose another one, or ask "
+                                    "staff to replace it.") % {"error": choice.credential.broken_error},
+                                  code="key_broken")
+        return choice
+
+    def clean(self):
+        data = super().clean()
+        if self.errors:
+            return data
+        # The combinations PixVerse refuses, said next to the field to change.
+        for field, message in self.combination_problems(data.get("prompt") or "-"):
+            self.add_error(field, message)
+        if self.errors:
+            return data
+        cost = self.cost()
+        if cost is None:
+            return data  # a subclass said why next to its field
+        if self.known_balance is not None and cost > self.known_balance:
+            raise forms.ValidationError(
+                _("This video costs %(cost)s credits; your PixVerse balance is %(balance)s."),
+                params={"cost": cost, "balance": self.known_balance}, code="balance",
+            )
+        try:
+            check_limit(data.get("key"), cost)
+        except LimitReached as refused:
+            self.add_error("key" if self.key_shown else None, refused.message)
+        return data
+
+    def combination_problems(self, prompt: str = "-") -> list[tuple[str | None, str]]:
+        return []
+
+    def cost(self) -> int | None:
+        raise NotImplementedError
+
+    def cost_note(self) -> str:
+        """What the estimate says when there is no cost yet and nothing is refused."""
+        return ""
+
+    def estimate(self) -> dict:
+        """What the form says under the settings: the cost, or why there is none, and
+        whether the known balance covers it."""
+        cost = self.cost()
+        balance = self.known_balance
+        problems = [] if cost is not None else [message for _field, message in self.combination_problems()]
+        choice = self.chosen_key()
+        left = choice.left_this_month() if choice else None
+        return {"cost": cost, "balance": balance, "problems": problems, "key": choice, "left": left,
+                "note": self.cost_note() if cost is None and not problems else "",
+                "over_limit": cost is not None and left is not None and cost > left,
+                "over_balance": cost is not None and balance is not None and cost > balance}
+
+    def paid_fields(self) -> dict:
+        """The job's fields of the form's PaidForm part: its cost and the team key that pays."""
+        choice = self.cleaned_data.get("key")
+        return {"kind": self.kind, "credits": self.cost(),
+                "team_key": choice.credential if choice and choice.is_team else None}
+
+    def inputs(self) -> list[tuple[str, str, object, float | None]]:
+        """The files to store with the job as SourceInputs: (role, name, upload, seconds)."""
+        return []
+
+
+class GenerationForm(PaidForm):
     """Settings shared by text-to-video and image-to-video.
 
     The option fields are those of the chosen model (catalog.Model): its
@@ -138,41 +255,33 @@ class GenerationForm(forms.Form):
     )
     seed = forms.IntegerField(label=_("Seed"), required=False, min_value=0, max_value=catalog.SEED_MAX,
                               help_text=_("The same seed and settings give a similar video."))
-    # New in every form shown, the same when a form comes back with its errors: the
-    # same form sent twice makes one job (generations/views.py, _job_code).
-    submission = forms.UUIDField(required=False, widget=forms.HiddenInput, initial=uuid.uuid4)
 
-    # Which key pays: shown when the member has more than one (generations/keys.py).
-    key = forms.ChoiceField(label=_("Pay with"), required=False)
+    # The option fields this kind of video has at all; the chosen model may have fewer.
+    kind_options = OPTION_FIELDS
+    # The models that make this kind of video.
+    kind_models = catalog.MODELS
 
-    kind = "text"
-
-    def __init__(self, *args, balance: int | None = None, keys=None, **kwargs):
-        """balance: the known balance of the member's own key; keys: the KeyChoices they may use."""
-        kwargs.setdefault("label_suffix", "")
+    def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.keys = list(keys or [])
-        self.fields["key"].choices = [(choice.value, choice.label) for choice in self.keys]
-        # Shown when there is a choice, or a team key whose limit the member should see.
-        self.key_shown = len(self.keys) > 1 or any(choice.is_team for choice in self.keys)
-        if not self.key_shown:
-            self.fields["key"].widget = forms.HiddenInput()
-        self.own_balance = balance
-        self.spec = catalog.model_named(self["model"].value())
+        chosen = self["model"].value()
+        default = catalog.DEFAULT_MODEL if catalog.DEFAULT_MODEL in self.kind_models else self.kind_models[0]
+        self.spec = catalog.model_named(chosen if chosen in self.kind_models else default)
+        self.fields["model"].choices = _choices(self.kind_models)
+        self.fields["model"].initial = default
         self._fit_options()
         # A change of model brings that model's options (views.estimate); "consume" keeps
         # the change from also asking for the cost alone (the answer brings it).
         self.fields["model"].widget.attrs.update({
             "hx-get": f"{reverse('estimate')}?kind={self.kind}&options=1", "hx-trigger": "change consume",
             "hx-target": f"#{self.kind}-options", "hx-swap": "outerHTML", "hx-include": "closest form",
-            "hx-params": "not csrfmiddlewaretoken,image", "hx-sync": "this:queue last"})
+            "hx-params": self.not_sent_while_editing(), "hx-sync": "this:queue last"})
 
     def _fit_options(self) -> None:
         """Offer what the chosen model accepts: its choices, and only the switches it has."""
         spec = self.spec
         self.lacking = {}  # option fields the model lacks: what the form was sent for them
         for name in OPTION_FIELDS:
-            if name in self.fields and name not in _offered(spec):
+            if name in self.fields and (name not in _offered(spec) or name not in self.kind_options):
                 if self.is_bound and (value := self.data.get(self.add_prefix(name))) not in (None, ""):
                     self.lacking[name] = value
                 del self.fields[name]
@@ -203,52 +312,6 @@ class GenerationForm(forms.Form):
             elif field is not None and str(data.get(name)) not in {str(v) for v, _label in field.choices}:
                 initial[name] = field.initial if field.initial is not None else field.choices[0][0]
         return cls(initial=initial, **kwargs)
-
-    def chosen_key(self):
-        """The KeyChoice the form names (what it was sent with, else its initial value), or None."""
-        value = self["key"].value()
-        return next((choice for choice in self.keys if choice.value == value), None) or (
-            self.keys[0] if len(self.keys) == 1 else None)
-
-    @property
-    def known_balance(self) -> int | None:
-        """The chosen key's balance as last read; the member's own otherwise."""
-        choice = self.chosen_key()
-        if choice is None or not choice.is_team:
-            return self.own_balance
-        balance = choice.credential.balance
-        return balance.total if balance else None
-
-    def clean_key(self):
-        choice = self.chosen_key()
-        if self.keys and choice is None:
-            raise ValidationError(_("Choose a key to pay with."), code="key")
-        if choice is not None and choice.credential.broken_at:
-            raise ValidationError(_("PixVerse refuses this key (%(error)s). Choose another one, or ask "
-                                    "staff to replace it.") % {"error": choice.credential.broken_error},
-                                  code="key_broken")
-        return choice
-
-    def clean(self):
-        data = super().clean()
-        if self.errors:
-            return data
-        # The combinations PixVerse refuses, said next to the field to change.
-        for field, message in self.combination_problems(data["prompt"]):
-            self.add_error(field, message)
-        if self.errors:
-            return data
-        cost = self.cost()
-        if self.known_balance is not None and cost > self.known_balance:
-            raise forms.ValidationError(
-                _("This video costs %(cost)s credits; your PixVerse balance is %(balance)s."),
-                params={"cost": cost, "balance": self.known_balance}, code="balance",
-            )
-        try:
-            check_limit(data.get("key"), cost)
-        except LimitReached as refused:
-            self.add_error("key" if self.key_shown else None, refused.message)
-        return data
 
     def api_params(self, prompt: str = "-") -> dict | None:
         """The settings as PixVerse's fields, from what the form shows or was sent;
@@ -287,18 +350,6 @@ class GenerationForm(forms.Form):
             problems.append((name if name in self.fields else None, problem.message))
         return problems
 
-    def estimate(self) -> dict:
-        """What the form says under the settings: the cost, or why there is none, and
-        whether the known balance covers it."""
-        cost = self.cost()
-        balance = self.known_balance
-        problems = [] if cost is not None else [message for _field, message in self.combination_problems()]
-        choice = self.chosen_key()
-        left = choice.left_this_month() if choice else None
-        return {"cost": cost, "balance": balance, "problems": problems, "key": choice, "left": left,
-                "over_limit": cost is not None and left is not None and cost > left,
-                "over_balance": cost is not None and balance is not None and cost > balance}
-
     def cost(self) -> int | None:
         """The credits these settings cost, or None while they are incomplete or refused."""
         params = self.api_params()
@@ -316,15 +367,14 @@ class GenerationForm(forms.Form):
     def generation_fields(self) -> dict:
         data = self.cleaned_data
         return {
-            "kind": self.kind, "prompt": data["prompt"],
+            **self.paid_fields(), "prompt": data["prompt"],
             "negative_prompt": data.get("negative_prompt") or "", "model": data["model"],
             "quality": data["quality"], "duration": data["duration"],
             "aspect_ratio": data.get("aspect_ratio") or "", "motion_mode": data.get("motion_mode") or "",
-            "seed": data.get("seed"), "style": data.get("style") or "", "credits": self.cost(),
+            "seed": data.get("seed"), "style": data.get("style") or "",
             "camera_movement": data.get("camera_movement") or "",
             "thinking_type": data.get("thinking_type") or "",
             "generate_audio": bool(data.get("generate_audio")), "multi_clip": bool(data.get("multi_clip")),
-            "team_key": choice.credential if (choice := data.get("key")) and choice.is_team else None,
         }
 
 
