@@ -114,6 +114,19 @@ class PaidForm(forms.Form):
 
     kind = "text"
     option_fields: list = []  # the fields that change what the job costs, shown in a grid
+    # The fields shown before the prompt (what the job is made from) and after it.
+    lead_names: tuple[str, ...] = ()
+    tail_names: tuple[str, ...] = ()
+    tab_label = _("From text")
+    submit_label = _("Generate video")
+
+    def action_url(self) -> str:
+        return reverse("create", args=[self.kind])
+
+    @classmethod
+    def initial_from(cls, generation) -> dict:
+        """The settings of an earlier job, to start a new one from (remix)."""
+        return {"prompt": generation.prompt, "source": generation.code}
 
     def __init__(self, *args, balance: int | None = None, keys=None, **kwargs):
         """balance: the known balance of the member's own key; keys: the KeyChoices they may use."""
@@ -126,6 +139,24 @@ class PaidForm(forms.Form):
         if not self.key_shown:
             self.fields["key"].widget = forms.HiddenInput()
         self.own_balance = balance
+
+    @property
+    def lead_fields(self) -> list:
+        return [self[name] for name in self.lead_names if name in self.fields]
+
+    @property
+    def lead_items(self) -> list:
+        """The lead fields, each with the id of its image preview (portal.js) if it has one."""
+        return [(field, field.field.widget.attrs.get("data-preview")) for field in self.lead_fields]
+
+    @property
+    def tail_fields(self) -> list:
+        return [self[name] for name in self.tail_names if name in self.fields]
+
+    @classmethod
+    def for_model(cls, data, **kwargs) -> "PaidForm":
+        """An unbound form with what the member chose so far (the estimate's)."""
+        return cls(initial={name: data.get(name) for name in data}, **kwargs)
 
     def not_sent_while_editing(self) -> str:
         """htmx's hx-params for the estimate: the form without its token and its files."""
@@ -263,11 +294,12 @@ class GenerationForm(PaidForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        chosen = self["model"].value()
         default = catalog.DEFAULT_MODEL if catalog.DEFAULT_MODEL in self.kind_models else self.kind_models[0]
-        self.spec = catalog.model_named(chosen if chosen in self.kind_models else default)
+        # Before the field is first read: a bound field keeps the initial value it read.
         self.fields["model"].choices = _choices(self.kind_models)
         self.fields["model"].initial = default
+        chosen = self["model"].value()
+        self.spec = catalog.model_named(chosen if chosen in self.kind_models else default)
         self._fit_options()
         # A change of model brings that model's options (views.estimate); "consume" keeps
         # the change from also asking for the cost alone (the answer brings it).
@@ -358,11 +390,10 @@ class GenerationForm(PaidForm):
         return self.spec.cost(params["quality"], params["duration"], motion_mode=params.get("motion_mode"),
                               audio=bool(params.get("generate_audio_switch")))
 
-    @staticmethod
-    def initial_from(generation) -> dict:
-        """The settings of an earlier job, to start a new one from."""
-        return {name: getattr(generation, name) for name in (
-            "prompt", "negative_prompt", "seed", *OPTION_FIELDS)} | {"source": generation.code}
+    @classmethod
+    def initial_from(cls, generation) -> dict:
+        return super().initial_from(generation) | {
+            name: getattr(generation, name) for name in ("negative_prompt", "seed", *OPTION_FIELDS)}
 
     def generation_fields(self) -> dict:
         data = self.cleaned_data
@@ -380,42 +411,34 @@ class GenerationForm(PaidForm):
 
 class TextToVideoForm(GenerationForm):
     source = forms.UUIDField(required=False, widget=forms.HiddenInput)
+
+    def action_url(self) -> str:
+        return reverse("create-text")
+
     aspect_ratio = forms.ChoiceField(label=_("Aspect ratio"), initial="16:9",
                                      choices=_choices(catalog.ASPECT_RATIOS))
     field_order = ["prompt", *OPTION_FIELDS, "negative_prompt", "seed"]
 
 
 class ImageToVideoForm(GenerationForm):
-    image = forms.FileField(
-        label=_("Image"), required=False,
-        widget=forms.ClearableFileInput(
-            attrs={"accept": "image/jpeg,image/png,image/webp", "data-preview": "image-preview"}
-        ),
-    )
+    image = forms.FileField(label=_("Image"), required=False)
     # An earlier job whose image to use again when no new file is chosen.
     source = forms.UUIDField(required=False, widget=forms.HiddenInput)
     field_order = ["image", "prompt", *OPTION_FIELDS, "negative_prompt", "seed"]
     kind = "image"
+    tab_label = _("From image")
+    submit_label = _("Animate image")
+
+    def action_url(self) -> str:
+        # The path the request-size check knows (views.image_too_large).
+        return reverse("create-image")
 
     def __init__(self, *args, sources=None, **kwargs):
         """sources: the jobs whose images this member may use again."""
         super().__init__(*args, **kwargs)
         self.sources = sources
         self.reused = None
-        self.fields["image"].help_text = _("JPEG, PNG or WebP, up to %(side)s×%(side)s px and %(mb)s MB.") % {
-            "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": _megabytes(image_upload_limit())}
-        # portal.js refuses a larger file before anything is sent (a request over
-        # PORTAL_MAX_REQUEST_BYTES is never read, so the form's values would not come back).
-        self.fields["image"].widget.attrs.update({
-            "data-max-bytes": image_upload_limit(), "data-too-large": self.too_large_message()})
-        # For portal.js: a dropped or pasted file that is no image is refused next to the
-        # field, and the preview says the image's size.
-        self.fields["image"].widget.attrs.update({
-            "data-not-image": _("%(name)s is not an image. Use a JPEG, PNG or WebP image."),
-            "data-preview-size": "image-preview-size",
-            "data-size-format": _("%(width)s × %(height)s · %(size)s"),
-            "data-kilobytes": _("%(n)s KB"), "data-megabytes": _("%(n)s MB"),
-        })
+        prepare_image_input(self.fields["image"], "image-preview")
 
     @staticmethod
     def too_large_message() -> str:
@@ -446,17 +469,38 @@ class ImageToVideoForm(GenerationForm):
 
     def clean_image(self):
         upload = self.cleaned_data["image"]
-        if not upload:
-            return upload
-        data = upload.read()
-        try:
-            self.image_info = check_image(data)
-        except InvalidImage as e:
-            message = _IMAGE_MESSAGES.get(e.code, e.message) % {
-                "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": settings.PIXVERSE_MAX_IMAGE_BYTES // 2**20}
-            raise forms.ValidationError(message, code=e.code) from None
-        upload.seek(0)
+        if upload:
+            self.image_info = checked_image(upload)
         return upload
+
+
+def prepare_image_input(field: forms.FileField, preview: str) -> None:
+    """An image input's help and what portal.js needs: the size limit, refusing a file
+    that is no image, and the preview (its id) with the image's size."""
+    field.help_text = _("JPEG, PNG or WebP, up to %(side)s×%(side)s px and %(mb)s MB.") % {
+        "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": _megabytes(image_upload_limit())}
+    # portal.js refuses a larger file before anything is sent (a request over
+    # PORTAL_MAX_REQUEST_BYTES is never read, so the form's values would not come back).
+    field.widget.attrs.update({
+        "accept": "image/jpeg,image/png,image/webp", "data-preview": preview,
+        "data-max-bytes": image_upload_limit(), "data-too-large": ImageToVideoForm.too_large_message(),
+        "data-not-image": _("%(name)s is not an image. Use a JPEG, PNG or WebP image."),
+        "data-preview-size": f"{preview}-size",
+        "data-size-format": _("%(width)s × %(height)s · %(size)s"),
+        "data-kilobytes": _("%(n)s KB"), "data-megabytes": _("%(n)s MB"),
+    })
+
+
+def checked_image(upload):
+    """What an uploaded image is (ImageInfo), or a ValidationError saying what is wrong with it."""
+    data = upload.read()
+    upload.seek(0)
+    try:
+        return check_image(data)
+    except InvalidImage as e:
+        message = _IMAGE_MESSAGES.get(e.code, e.message) % {
+            "side": settings.PIXVERSE_MAX_IMAGE_SIDE, "mb": settings.PIXVERSE_MAX_IMAGE_BYTES // 2**20}
+        raise forms.ValidationError(message, code=e.code) from None
 
 
 _IMAGE_MESSAGES = {

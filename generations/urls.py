@@ -21,6 +21,7 @@ urlpatterns = [
     path("usage/records.csv", views.usage_csv, name="usage-csv"),
     path("generations/text/", views.create_text, name="create-text"),
     path("generations/image/", views.create_image, name="create-image"),
+    path("generations/new/<str:kind>/", views.create, name="create"),
     path("generations/<uuid:code>/", views.detail, name="detail"),
     path("generations/<uuid:code>/delete/", views.delete, name="delete"),
     path("generations/<uuid:code>/privacy/", views.privacy, name="privacy"),
@@ -29,6 +30,7 @@ urlpatterns = [
     path("generations/<uuid:code>/cancel/", views.cancel, name="cancel"),
     path("generations/<uuid:code>/video.mp4", views.video, name="video"),
     path("generations/<uuid:code>/source", views.source_image, name="source-image"),
+    path("generations/<uuid:code>/inputs/<int:position>", views.input_file, name="input-file"),
     path("generations/<uuid:code>/poster.jpg", views.poster, name="poster"),
     path("webhooks/pixverse/", views.pixverse_webhook, name="pixverse-webhook"),
 ]

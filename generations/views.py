@@ -38,7 +38,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, audit, cards, keys, media, queue, roles, webhooks
+from generations import accounts, audit, cards, keys, media, queue, roles, voices, webhooks
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
@@ -49,11 +49,12 @@ from generations.forms import (
     TextToVideoForm,
     UsageFilterForm,
 )
-from generations.models import ApiCredential, Generation, Invitation
+from generations.models import ApiCredential, Generation, Invitation, SourceInput
 from generations.paging import PageOutOfRange, page_of
 from generations.pixverse import Balance, InvalidKey, PixVerseError, RateLimited
 from generations.usage import Month, member_usage, team_usage, write_csv
 from generations.usage import records as usage_records
+from generations.video_forms import ExtendForm, FusionForm, LipSyncForm, SoundEffectForm, TransitionForm
 from pixverse_site.middleware import TIME_ZONE_CHOSEN_COOKIE, TIME_ZONE_COOKIE
 
 logger = logging.getLogger(__name__)
@@ -122,18 +123,43 @@ def _known_total(request: HttpRequest) -> int | None:
     return balance.total if balance else None
 
 
-def _dashboard_context(request: HttpRequest, start_from: Generation | None = None, **forms) -> dict:
-    known = _known_total(request)
+# Each kind of video: its form, in the order of the dashboard's tabs.
+FORMS = {
+    Generation.Kind.TEXT: TextToVideoForm, Generation.Kind.IMAGE: ImageToVideoForm,
+    Generation.Kind.TRANSITION: TransitionForm, Generation.Kind.EXTEND: ExtendForm,
+    Generation.Kind.SOUND_EFFECT: SoundEffectForm, Generation.Kind.LIP_SYNC: LipSyncForm,
+    Generation.Kind.FUSION: FusionForm,
+}
+
+
+def _form_kwargs(request: HttpRequest, kind: str) -> dict:
+    """What a kind's form needs besides the data: the known balance, the keys, the member's
+    earlier jobs (images and videos to start from), the voices."""
+    kwargs = {"balance": _known_total(request), "keys": _keys(request)}
+    if kind != Generation.Kind.TEXT:
+        kwargs["sources"] = _reusable(request)
+    if kind == Generation.Kind.LIP_SYNC:
+        choices = kwargs["keys"]
+        kwargs["speakers"] = voices.voices(choices[0].credential if choices else None)
+    return kwargs
+
+
+def _dashboard_context(request: HttpRequest, start_from: Generation | None = None, form=None,
+                       mode: str = "text", video: str | None = None) -> dict:
     choices = _keys(request)
-    initial = {**(TextToVideoForm.initial_from(start_from) if start_from else {}),
-               "key": keys.remembered_choice(request.user, choices)}
+    if form is None:
+        form_class = FORMS[mode]
+        initial = {**(form_class.initial_from(start_from) if start_from else {}),
+                   "key": keys.remembered_choice(request.user, choices)}
+        if video:
+            initial["source_video"] = video
+        form = form_class(initial=initial, **_form_kwargs(request, mode))
     return {
         **_balance(request),
         "has_key": bool(choices),
-        "text_form": forms.get("text_form") or TextToVideoForm(balance=known, keys=choices, initial=initial),
-        "image_form": forms.get("image_form") or ImageToVideoForm(
-            balance=known, keys=choices, initial=initial, sources=_reusable(request)),
-        "active_form": forms.get("active_form", "text"),
+        "form": form,
+        "active_form": mode,
+        "modes": [(kind, FORMS[kind].tab_label) for kind in FORMS],
         "generations": Generation.objects.filter(owner=request.user)[:RECENT_JOBS],
         "recent_jobs": RECENT_JOBS,
     }
@@ -142,17 +168,22 @@ def _dashboard_context(request: HttpRequest, start_from: Generation | None = Non
 @login_required
 @require_GET
 def dashboard(request: HttpRequest) -> HttpResponse:
-    """The member's dashboard; ?from=<job> starts the forms from that job's settings."""
+    """The member's dashboard: ?mode=<kind> picks the form, ?from=<job> starts it from that
+    job's settings (remix), ?video=<job> from that video (extend, sound, lip sync)."""
     start_from = None
     if code := request.GET.get("from"):
         with contextlib.suppress(ValidationError):
             start_from = _reusable(request).filter(code=code).first()
     mode = request.GET.get("mode") or (start_from.kind if start_from else "text")
+    if mode not in FORMS:
+        mode = Generation.Kind.TEXT
+    if start_from is not None and start_from.kind != mode:
+        start_from = None
     if not roles.may_generate(request.user):
         return render(request, "generations/guest.html", {
             "generations": Generation.objects.visible_to(request.user).select_related("owner")[:RECENT_JOBS]})
     return render(request, "generations/dashboard.html", _dashboard_context(
-        request, start_from=start_from, active_form="image" if mode == "image" else "text"))
+        request, start_from=start_from, mode=mode, video=request.GET.get("video")))
 
 
 @login_required
@@ -174,9 +205,10 @@ def estimate(request: HttpRequest) -> HttpResponse:
     Only a change of model replaces the fields: replacing them on every change
     would let an answer still on its way undo what the member just ticked.
     """
-    kind = "image" if request.GET.get("kind") == "image" else "text"
-    form_class = ImageToVideoForm if kind == "image" else TextToVideoForm
-    form = form_class.for_model(request.GET, balance=_known_total(request), keys=_keys(request))
+    kind = request.GET.get("kind") if request.GET.get("kind") in FORMS else Generation.Kind.TEXT
+    kwargs = _form_kwargs(request, kind)
+    kwargs.pop("speakers", None)  # the cost does not depend on the voice
+    form = FORMS[kind].for_model(request.GET, **kwargs)
     if "options" in request.GET:
         return render(request, "generations/dashboard.html#model-options",
                       {"form": form, "kind": kind, "estimate": form.estimate(), "estimate_oob": True})
@@ -211,14 +243,14 @@ def image_too_large(request: HttpRequest) -> HttpResponse:
     typed; without JavaScript the page says to go back, where the browser has
     kept the form as it was. (portal.js refuses such a file before sending it.)
     """
-    form = ImageToVideoForm(balance=_known_total(request), sources=_reusable(request), keys=_keys(request))
+    form = ImageToVideoForm(**_form_kwargs(request, Generation.Kind.IMAGE))
     form.refuse_image()
     if request.htmx:
         response = render(request, "generations/dashboard.html#image-field", {"form": form}, status=413)
         return reswap(retarget(response, "#image-field"), "outerHTML")
     form.add_error(None, _("The image is too large, so nothing was sent. Go back with your browser's "
                            "Back button to find the form as you filled it in, and choose a smaller image."))
-    context = _dashboard_context(request, image_form=form, active_form="image")
+    context = _dashboard_context(request, form=form, mode="image")
     return render(request, "generations/dashboard.html", context, status=413)
 
 
@@ -238,21 +270,42 @@ def _sent_before(request: HttpRequest, code: uuid.UUID | None) -> Generation | N
     return Generation.objects.filter(code=code, owner=request.user).first() if code else None
 
 
+def _input_name(role: str, position: int, uploaded_as: str) -> str:
+    """A stored input's file name: ours, with the upload's extension if it is a plain one."""
+    extension = uploaded_as.rsplit(".", 1)[-1].lower() if "." in uploaded_as else ""
+    plain = extension.isalnum() and len(extension) <= 5
+    return f"{role}-{position}.{extension}" if plain else f"{role}-{position}"
+
+
 def _store_generation(request: HttpRequest, form, name: str, code: uuid.UUID | None) -> Generation:
+    """The job and its files, all stored or none."""
     generation = Generation(owner=request.user, **form.generation_fields())
     if code:
         generation.code = code
     uploaded = name == "image" and form.cleaned_data["image"]
+    inputs = form.inputs()
+    generation.uploads_pending = len(inputs)
+    saved = []  # files written, to remove should the job not be stored
     try:
         with transaction.atomic():
             if uploaded:
                 generation.source_image.save(f"source.{form.image_info.extension}", uploaded, save=False)
+                saved.append(generation.source_image)
             elif name == "image":
                 generation.source_image = form.reused.source_image.name
             generation.save()
+            for position, (role, ref_name, file, seconds) in enumerate(inputs):
+                source = SourceInput(generation=generation, position=position, role=role, name=ref_name,
+                                     seconds=seconds)
+                if isinstance(file, str):
+                    source.file.name = file  # an earlier job's file, used again
+                else:
+                    source.file.save(_input_name(role, position, file.name), file, save=False)
+                    saved.append(source.file)
+                source.save()
     except IntegrityError:
-        if uploaded:
-            generation.source_image.delete(save=False)
+        for file in saved:
+            file.delete(save=False)
         raise
     return generation
 
@@ -264,16 +317,15 @@ def _refused_form(request: HttpRequest, form, name: str) -> HttpResponse:
         response = render(request, "generations/dashboard.html#generation-form",
                           {"form": form, "kind": name}, status=400)
         return reswap(retarget(response, f"#{name}-form"), "outerHTML")
-    context = _dashboard_context(request, **{f"{name}_form": form, "active_form": name})
+    context = _dashboard_context(request, form=form, mode=name)
     return render(request, "generations/dashboard.html", context, status=400)
 
 
 def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
     # The known balance, as read in the background: a submission makes no PixVerse call.
-    extra = {"sources": _reusable(request)} if name == "image" else {}
-    choices = _keys(request)
-    form = form_class(request.POST, request.FILES, balance=_known_total(request), keys=choices, **extra)
-    if not choices:
+    kwargs = _form_kwargs(request, name)
+    form = form_class(request.POST, request.FILES, **kwargs)
+    if not kwargs["keys"]:
         form.add_error(None, _("Add your PixVerse API key in Settings first."))
     if not form.is_valid():
         return _refused_form(request, form, name)
@@ -316,6 +368,16 @@ def create_text(request: HttpRequest) -> HttpResponse:
 def create_image(request: HttpRequest) -> HttpResponse:
     roles.require_generate(request.user)
     return _submit(request, ImageToVideoForm, "image")
+
+
+@login_required
+@require_POST
+def create(request: HttpRequest, kind: str) -> HttpResponse:
+    """A new job of any other kind (transition, extend, sound effect, lip sync, fusion)."""
+    roles.require_generate(request.user)
+    if kind not in FORMS:
+        raise Http404
+    return _submit(request, FORMS[kind], kind)
 
 
 def _card_etag(request: HttpRequest, code) -> str | None:
@@ -404,6 +466,17 @@ def source_image(request: HttpRequest, code) -> HttpResponse:
 
 @login_required
 @require_GET
+def input_file(request: HttpRequest, code, position: int) -> HttpResponse:
+    """One of a visible job's inputs (a frame, a reference, the uploaded video or sound)."""
+    generation = _get_visible_generation(request, code)
+    source = generation.inputs.filter(position=position).first()
+    if source is None or not source.file:
+        raise Http404
+    return media.serve(request, source.file)
+
+
+@login_required
+@require_GET
 def poster(request: HttpRequest, code) -> HttpResponse:
     """The video's poster frame (read from our copy), for members who may see the job."""
     _generation, stored = _stored_file(request, code, "poster")
@@ -446,7 +519,8 @@ def detail(request: HttpRequest, code) -> HttpResponse:
         if request.htmx:  # the page's poll
             return _job_gone(request, code)
         raise Http404
-    context = {"generation": generation, "can_delete": _may_delete(request, generation)}
+    context = {"generation": generation, "can_delete": _may_delete(request, generation),
+               "inputs": list(generation.inputs.all())}
     if request.htmx:
         return render(request, "generations/detail.html#detail-body", context)
     return render(request, "generations/detail.html", context)

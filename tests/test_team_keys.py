@@ -86,7 +86,7 @@ def test_a_job_over_the_monthly_limit_is_refused_next_to_the_field(as_alice, ali
     assert KeyGrant.objects.get().left_this_month() == 55
     refused = as_alice.post(reverse("create-text"), {**TEXT, "quality": "720p", "key": f"team:{studio.pk}"})
     assert refused.status_code == 400
-    errors = refused.context["text_form"].errors["key"]
+    errors = refused.context["form"].errors["key"]
     assert "This video costs 60 credits; 55 of your 100 credits are left this month on Studio key." in errors
     assert Generation.objects.count() == 3
     assert as_alice.post(reverse("create-text"), {**TEXT, "key": f"team:{studio.pk}"}).status_code == 302

@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 
 from generations import cards
 from generations.catalog import CAMERA_LABELS, STYLE_LABELS
+from generations.models import Generation
 
 register = template.Library()
 
@@ -123,7 +124,11 @@ def job_settings(context, generation) -> SafeString:
     parts = []
     if generation.owner_id != context["request"].user.pk:
         parts.append(format_html('<span class="owner">{}</span>', generation.owner.get_username()))
-    parts += [generation.model, generation.quality, _("%(n)s s") % {"n": generation.duration}]
+    if generation.kind not in (Generation.Kind.TEXT, Generation.Kind.IMAGE):
+        parts.append(generation.kind_label)
+    # Sound and lip sync take the model and quality of their video: none for an upload.
+    parts += [part for part in (generation.model, generation.quality) if part]
+    parts.append(_("%(n)s s") % {"n": generation.duration})
     if generation.aspect_ratio:
         parts.append(generation.aspect_ratio)
     if generation.motion_mode == "fast":
