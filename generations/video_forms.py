@@ -14,6 +14,7 @@ import math
 from django import forms
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
@@ -311,6 +312,11 @@ class LipSyncForm(_FromVideoForm):
         self.fields["speaker"].choices = list(speakers)
         _prepare_media_input(self.fields["audio"], AUDIO_TYPES)
         self.audio_facts = None
+        # The words set the price: the estimate follows the typing, not only a change.
+        self.fields["prompt"].widget.attrs.update({
+            "hx-get": f"{reverse('estimate')}?kind={self.kind}", "hx-trigger": "input changed delay:400ms",
+            "hx-target": f"#{self.kind}-estimate", "hx-swap": "outerHTML", "hx-include": "closest form",
+            "hx-params": self.not_sent_while_editing(), "hx-sync": "this:queue last"})
 
     @classmethod
     def initial_from(cls, generation) -> dict:

@@ -1,0 +1,74 @@
+"""End to end, in Chromium, against the built-in sandbox (issue 13): a transition from two
+uploaded images, then an extend of the result, then a lip sync of that, each playing,
+with the sound track in the lip-synced copy; no console error on the way."""
+
+import pytest
+import requests
+from PIL import Image
+from playwright.sync_api import expect
+
+from tests.media_samples import has_audio_track
+from tests.processes import django_shell
+from tests.test_e2e_pages import MEMBERS, Console
+from tests.test_end_to_end import browser, portal, sign_in, wait_for_playable_video  # noqa: F401
+
+pytestmark = pytest.mark.slow
+
+DONE_CARD = ".job-card.status-done:has-text('{}')"
+
+
+def test_a_transition_then_its_extend_then_a_lip_sync_of_that_each_play(portal, browser, tmp_path):
+    base, env = portal
+    django_shell(env, MEMBERS + "member('tara')")
+    first, last = tmp_path / "dawn.png", tmp_path / "dusk.png"
+    Image.new("RGB", (640, 360), "gold").save(first)
+    Image.new("RGB", (640, 360), "midnightblue").save(last)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console = Console(page)
+    sign_in(page, base, "tara")
+
+    # A transition from two uploaded images, each previewed.
+    page.get_by_role("link", name="Transition").click()
+    page.set_input_files("#id_first_image", str(first))
+    page.set_input_files("#id_last_image", str(last))
+    expect(page.locator("#first-preview")).to_be_visible()
+    expect(page.locator("#last-preview")).to_be_visible()
+    page.fill("#id_prompt", "Dawn turns to dusk over the bay")
+    expect(page.locator(".estimate")).to_contain_text("Estimated cost: 45 credits")
+    page.get_by_role("button", name="Make the transition").click()
+    wait_for_playable_video(page, DONE_CARD.format("Dawn turns to dusk"))
+    expect(page.locator(".job-card", has_text="Dawn turns to dusk").locator(".params-line")).to_contain_text(
+        "Transition")
+
+    # Extend the result: from its page, the extend form starts with it chosen.
+    made = page.locator(".job-card", has_text="Dawn turns to dusk")
+    made.get_by_role("link", name="Dawn turns to dusk").click()
+    page.get_by_role("link", name="Extend", exact=True).click()
+    expect(page.locator("#id_source_video option:checked")).to_contain_text("Dawn turns to dusk")
+    page.fill("#id_prompt", "The lights of the town come on")
+    page.get_by_role("button", name="Extend the video").click()
+    wait_for_playable_video(page, DONE_CARD.format("The lights of the town"))
+
+    # A lip sync of the extended video, spoken by one of the sandbox's voices.
+    card = page.locator(".job-card", has_text="The lights of the town")
+    card.get_by_role("link", name="The lights of the town").click()
+    page.get_by_role("link", name="Lip sync").click()
+    expect(page.locator("#id_source_video option:checked")).to_contain_text("The lights of the town")
+    page.select_option("#id_speaker", index=1)
+    page.fill("#id_prompt", "Good evening from the harbour")
+    expect(page.locator(".estimate")).to_contain_text("Estimated cost: 8 credits")
+    page.get_by_role("button", name="Sync the lips").click()
+    wait_for_playable_video(page, DONE_CARD.format("Good evening from the harbour"))
+
+    # Its stored copy has a sound track, and its page says what it was made from.
+    synced = page.locator(".job-card", has_text="Good evening from the harbour")
+    expect(synced.locator(".params-line")).to_contain_text("Lip sync")
+    href = synced.get_by_text("Download").get_attribute("href")
+    cookies = {c["name"]: c["value"] for c in page.context.cookies()}
+    video = requests.get(base + href, cookies=cookies, timeout=30)
+    assert video.status_code == 200 and has_audio_track(video.content)
+    synced.get_by_role("link", name="Good evening from the harbour").click()
+    expect(page.locator(".facts")).to_contain_text("Made from")
+    expect(page.locator(".facts")).to_contain_text("The lights of the town")
+    assert console.problems() == []
+    page.close()
