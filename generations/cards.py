@@ -35,6 +35,7 @@ from generations.models import Generation
 CARD_FIELDS = ("id", "code", "status", "kind", "is_private", "owner_id", "created", "finished_at",
                "video_file", "video_url", "prompt", "model", "quality", "duration", "aspect_ratio",
                "motion_mode", "style", "camera_movement", "generate_audio", "multi_clip", "thinking_type",
+               "template_name", "sound_effect_content",
                "seed", "credits", "error_reason", "error_message", "error_code",
                "source_image", "poster", "video_width", "video_height", "expected_seconds")
 

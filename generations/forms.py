@@ -1,5 +1,6 @@
 """The portal's forms: generation settings, the source image, a member's API key."""
 
+import contextlib
 import unicodedata
 import uuid
 
@@ -83,17 +84,18 @@ def _megabytes(size: int) -> str:
 
 
 # The form fields that say what PixVerse makes, and the API's names where they differ.
-OPTION_FIELDS = ("model", "quality", "duration", "aspect_ratio", "motion_mode", "style", "camera_movement",
-                 "generate_audio", "multi_clip", "thinking_type")
+OPTION_FIELDS = ("model", "quality", "duration", "aspect_ratio", "motion_mode", "style", "template_id",
+                 "camera_movement", "generate_audio", "multi_clip", "thinking_type", "sound_effect_content")
 API_NAMES = {"generate_audio": "generate_audio_switch", "multi_clip": "generate_multi_clip_switch"}
 FORM_NAMES = {api: name for name, api in API_NAMES.items()}
 
 
 def _offered(model: catalog.Model) -> set[str]:
     """The option fields this model has."""
-    switches = {"motion_mode": model.fast_motion, "style": model.style,
+    switches = {"motion_mode": model.fast_motion, "style": model.style, "template_id": model.templates,
                 "camera_movement": model.camera_movement, "generate_audio": model.native_audio,
-                "multi_clip": model.multi_clip, "thinking_type": model.thinking}
+                "multi_clip": model.multi_clip, "thinking_type": model.thinking,
+                "sound_effect_content": model.sound_effect}
     return {name for name in OPTION_FIELDS if switches.get(name, True)}
 
 
@@ -280,6 +282,12 @@ class GenerationForm(PaidForm):
     thinking_type = forms.ChoiceField(
         label=_("Prompt reasoning"), required=False,
         choices=[("", _("PixVerse decides")), ("enabled", _("On")), ("disabled", _("Off"))])
+    # The account's activated templates, set in __init__ (generations/lists.py).
+    template_id = forms.TypedChoiceField(label=_("Effect template"), required=False, coerce=int,
+                                         empty_value=None, choices=[])
+    sound_effect_content = PromptField(
+        label=_("Sound effect"), required=False, max_length=catalog.PROMPT_MAX_LENGTH,
+        widget=forms.TextInput(attrs={"placeholder": _("Waves, gulls, a distant horn")}))
     negative_prompt = PromptField(
         label=_("Negative prompt"), required=False, max_length=catalog.PROMPT_MAX_LENGTH,
         widget=forms.Textarea(attrs={"rows": 2, "placeholder": _("What to keep out of the video")}),
@@ -292,8 +300,17 @@ class GenerationForm(PaidForm):
     # The models that make this kind of video.
     kind_models = catalog.MODELS
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, templates=(), **kwargs):
+        """templates: the paying account's effect templates (generations/lists.py)."""
         super().__init__(*args, **kwargs)
+        self.templates = {template["id"]: template for template in templates}
+        if "sound_effect_content" in self.fields:
+            self.fields["sound_effect_content"].help_text = _(
+                "PixVerse adds this sound: %(n)s credits for every 5 seconds.") % {
+                "n": catalog.SOUND_EFFECT_CREDITS}
+        if "template_id" in self.fields:
+            self.fields["template_id"].choices = [("", _("None")), *(
+                (template["id"], template["name"]) for template in templates)]
         default = catalog.DEFAULT_MODEL if catalog.DEFAULT_MODEL in self.kind_models else self.kind_models[0]
         # Before the field is first read: a bound field keeps the initial value it read.
         self.fields["model"].choices = _choices(self.kind_models)
@@ -317,6 +334,9 @@ class GenerationForm(PaidForm):
                 if self.is_bound and (value := self.data.get(self.add_prefix(name))) not in (None, ""):
                     self.lacking[name] = value
                 del self.fields[name]
+        if not self.templates:
+            # No template to offer (none activated, or the list cannot be read now).
+            self.fields.pop("template_id", None)
         self.fields["quality"].choices = _choices(spec.qualities)
         self.fields["duration"].choices = [(d, _seconds(d)) for d in spec.durations]
         if "aspect_ratio" in self.fields:
@@ -341,7 +361,8 @@ class GenerationForm(PaidForm):
             field = fitted.fields.get(name)
             if isinstance(field, forms.BooleanField):
                 initial[name] = data.get(name) in ("on", "true", "1")
-            elif field is not None and str(data.get(name)) not in {str(v) for v, _label in field.choices}:
+            elif isinstance(field, forms.ChoiceField) and str(data.get(name)) not in {
+                    str(v) for v, _label in field.choices}:
                 initial[name] = field.initial if field.initial is not None else field.choices[0][0]
         return cls(initial=initial, **kwargs)
 
@@ -362,6 +383,11 @@ class GenerationForm(PaidForm):
             if name != "duration" and (raw := value(name)) not in (None, "", False):
                 # A switch is on (a checkbox's value, or "on" sent for a field the model lacks).
                 params[API_NAMES.get(name, name)] = True if name in API_NAMES else raw
+        if params.get("sound_effect_content"):
+            params["sound_effect_switch"] = True
+        if "template_id" in params:
+            with contextlib.suppress(TypeError, ValueError):  # else the field says it is no choice
+                params["template_id"] = int(params["template_id"])
         return params
 
     def combination_problems(self, prompt: str = "-") -> list[tuple[str, str]]:
@@ -380,6 +406,11 @@ class GenerationForm(PaidForm):
             if name == "prompt" and prompt == "-":
                 continue
             problems.append((name if name in self.fields else None, problem.message))
+        template = self.templates.get(params.get("template_id"))
+        if template and template["qualities"] and params.get("quality") not in template["qualities"]:
+            # What PixVerse answers 500071 for, said before anything is spent.
+            problems.append(("template_id", gettext("%(name)s is made at %(qualities)s only.") % {
+                "name": template["name"], "qualities": ", ".join(template["qualities"])}))
         return problems
 
     def cost(self) -> int | None:
@@ -388,7 +419,8 @@ class GenerationForm(PaidForm):
         if params is None or catalog.check_parameters(params):
             return None
         return self.spec.cost(params["quality"], params["duration"], motion_mode=params.get("motion_mode"),
-                              audio=bool(params.get("generate_audio_switch")))
+                              audio=bool(params.get("generate_audio_switch")),
+                              sound_effect=bool(params.get("sound_effect_switch")))
 
     @classmethod
     def initial_from(cls, generation) -> dict:
@@ -406,6 +438,9 @@ class GenerationForm(PaidForm):
             "camera_movement": data.get("camera_movement") or "",
             "thinking_type": data.get("thinking_type") or "",
             "generate_audio": bool(data.get("generate_audio")), "multi_clip": bool(data.get("multi_clip")),
+            "template_id": data.get("template_id"),
+            "template_name": self.templates[t]["name"][:100] if (t := data.get("template_id")) else "",
+            "sound_effect_content": data.get("sound_effect_content") or "",
         }
 
 

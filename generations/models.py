@@ -373,6 +373,11 @@ class Generation(models.Model):
     generate_audio = models.BooleanField(_("native sound"), default=False)
     multi_clip = models.BooleanField(_("multi-clip"), default=False)
     thinking_type = models.CharField(_("thinking"), max_length=8, blank=True)
+    # An effect template of the paying account (its name as PixVerse listed it, for the cards).
+    template_id = models.BigIntegerField(_("effect template"), null=True, blank=True)
+    template_name = models.CharField(_("effect template name"), max_length=100, blank=True)
+    # A sound PixVerse adds to the video (older models), described in words.
+    sound_effect_content = models.TextField(_("sound effect"), max_length=2048, blank=True)
     source_image = models.FileField(_("source image"), upload_to=_source_path, blank=True)
     # Extend, sound effect and lip sync of a video of ours: the job that made it, and its
     # PixVerse id (kept should the job be deleted); an uploaded video is an input instead.
@@ -548,6 +553,9 @@ class Generation(models.Model):
             generate_audio_switch=self.generate_audio or None,
             generate_multi_clip_switch=self.multi_clip or None,
             thinking_type=self.thinking_type or None,
+            template_id=self.template_id,
+            sound_effect_switch=True if self.sound_effect_content else None,
+            sound_effect_content=self.sound_effect_content or None,
         )
 
     # --- Status changes -----------------------------------------------------------
@@ -792,7 +800,8 @@ class Generation(models.Model):
         """
         fields = ("owner", "kind", "prompt", "negative_prompt", "model", "quality", "duration",
                   "aspect_ratio", "motion_mode", "seed", "style", "camera_movement", "generate_audio",
-                  "multi_clip", "thinking_type", "credits", "source_image", "is_private", "team_key")
+                  "multi_clip", "thinking_type", "template_id", "template_name", "sound_effect_content",
+                  "credits", "source_image", "is_private", "team_key")
         fields += ("source_generation", "source_video_id", "keep_original_sound", "tts_speaker")
         again = {name: getattr(self, name) for name in fields}
         # The same submission resent must be the same request: the inputs PixVerse already

@@ -36,3 +36,8 @@ def send_password_reset(email: str, *, domain: str, use_https: bool, language: s
     """Have a worker mail a reset link to the accounts with this address, if there are any."""
     async_task("generations.accounts.send_password_reset_mail", email, domain, use_https, language,
                task_name="password-reset", group="accounts")
+
+
+def read_list(name: str, credential_id: int) -> None:
+    """Have a worker read one of PixVerse's lists (voices, templates) with this key."""
+    async_task("generations.lists.read", name, credential_id, task_name=f"pixverse-{name}", group="pixverse")

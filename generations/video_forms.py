@@ -307,7 +307,7 @@ class LipSyncForm(_FromVideoForm):
     tail_names = ("audio",)
 
     def __init__(self, *args, speakers=(), **kwargs):
-        """speakers: PixVerse's voices, (id, name) pairs (generations/voices.py)."""
+        """speakers: PixVerse's voices, (id, name) pairs (generations/lists.py)."""
         super().__init__(*args, **kwargs)
         self.fields["speaker"].choices = list(speakers)
         _prepare_media_input(self.fields["audio"], AUDIO_TYPES)

@@ -38,7 +38,7 @@ from django.views.decorators.http import condition, require_GET, require_POST
 from django.views.decorators.vary import vary_on_headers
 from django_htmx.http import reswap, retarget, trigger_client_event
 
-from generations import accounts, audit, cards, keys, media, queue, roles, voices, webhooks
+from generations import accounts, audit, cards, keys, lists, media, queue, roles, webhooks
 from generations.forms import (
     AccountForm,
     ApiKeyForm,
@@ -138,9 +138,15 @@ def _form_kwargs(request: HttpRequest, kind: str) -> dict:
     kwargs = {"balance": _known_total(request), "keys": _keys(request)}
     if kind != Generation.Kind.TEXT:
         kwargs["sources"] = _reusable(request)
+    choices = kwargs["keys"]
     if kind == Generation.Kind.LIP_SYNC:
-        choices = kwargs["keys"]
-        kwargs["speakers"] = voices.voices(choices[0].credential if choices else None)
+        kwargs["speakers"] = lists.voices(choices[0].credential if choices else None)
+    if kind in (Generation.Kind.TEXT, Generation.Kind.IMAGE) and choices:
+        # The templates of the account that pays by default (a job on another key whose
+        # account lacks the template is refused by PixVerse: 500070, said on its card).
+        remembered = keys.remembered_choice(request.user, choices)
+        paying = next((choice for choice in choices if choice.value == remembered), choices[0])
+        kwargs["templates"] = lists.templates(paying.credential)
     return kwargs
 
 

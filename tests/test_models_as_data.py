@@ -137,7 +137,7 @@ def option_names(form) -> list[str]:
 def test_the_form_shows_the_options_of_the_chosen_model(db):
     older = TextToVideoForm(initial={"model": "v5"})
     assert option_names(older) == ["model", "quality", "duration", "aspect_ratio", "motion_mode", "style",
-                                   "camera_movement"]
+                                   "camera_movement", "sound_effect_content"]
     assert [value for value, _label in older.fields["duration"].choices] == [5, 8]
 
     newer = TextToVideoForm(initial={"model": "v6"})

@@ -16,7 +16,7 @@ from django.urls import reverse
 from django.utils import timezone
 from PIL import Image
 
-from generations import jobs, voices
+from generations import jobs, lists
 from generations.models import Generation, SourceInput
 from tests.media_samples import mp4_bytes, wav_bytes
 from tests.test_jobs import BASE, ok
@@ -230,7 +230,7 @@ def test_a_sound_effect_is_priced_by_the_videos_length(as_alice, started, finish
 
 @pytest.fixture
 def voice_list():
-    cache.set(voices._cache_key(), [("Emily", "Emily"), ("James", "James")], 60)
+    cache.set(lists._voices_key(), [("Emily", "Emily"), ("James", "James")], 60)
     yield
     cache.clear()
 
@@ -266,18 +266,48 @@ def test_lip_sync_to_an_uploaded_speech(as_alice, started, finished, voice_list)
         assert json.loads(api.calls[1].request.body) == {"source_video_id": 777000111, "audio_media_id": 990}
 
 
-def test_the_voices_are_read_once_and_cached(alice, settings):  # noqa: F811
+@pytest.fixture
+def read_at_once(monkeypatch):
+    """The lists' worker task run in place of django-q2's queue; what was asked for."""
+    asked = []
+
+    def read(name, credential_id):
+        asked.append(name)
+        lists.read(name, credential_id)
+
+    monkeypatch.setattr("generations.queue.read_list", read)
+    cache.clear()
+    yield asked
+    cache.clear()
+
+
+def test_the_voices_are_read_by_a_worker_once_and_kept(alice, read_at_once):  # noqa: F811
     from generations.models import ApiCredential
 
-    cache.clear()
-    settings.PIXVERSE_BASE_URL = BASE.removesuffix("/openapi/v2")
     credential = ApiCredential.objects.get(user=alice)
     with responses.RequestsMock() as api:
         api.get(f"{BASE}/video/lip_sync/tts_list", json=ok({"list": [{"speaker_id": "7", "name": "Ava"}]}))
-        assert voices.voices(credential) == [("7", "Ava")]
-        assert voices.voices(credential) == [("7", "Ava")]
-        assert len(api.calls) == 1
-    cache.clear()
+        # The page does not wait: the automatic voice now, the list once the worker has read it.
+        assert lists.voices(credential) == [("Auto", "Automatic")]
+        assert lists.voices(credential) == [("7", "Ava")]
+        assert lists.voices(credential) == [("7", "Ava")]
+        assert len(api.calls) == 1 and read_at_once == ["voices"]
+
+
+def test_a_list_that_cannot_be_read_is_asked_for_again_a_minute_later(alice, read_at_once):  # noqa: F811
+    from generations.models import ApiCredential
+
+    credential = ApiCredential.objects.get(user=alice)
+    with responses.RequestsMock() as api:
+        api.get(f"{BASE}/video/lip_sync/tts_list", status=503)
+        assert lists.voices(credential) == [("Auto", "Automatic")]
+        assert lists.voices(credential) == [("Auto", "Automatic")]
+    assert read_at_once == ["voices"]  # not on every page view
+    cache.delete(lists._voices_key() + ":asked")  # a minute later
+    with responses.RequestsMock() as api:
+        api.get(f"{BASE}/video/lip_sync/tts_list", json=ok([{"id": "9", "name": "Zoe"}]))
+        lists.voices(credential)
+    assert lists.voices(credential) == [("9", "Zoe")]
 
 
 # --- Fusion -----------------------------------------------------------------------------------
@@ -339,3 +369,64 @@ def test_the_detail_page_shows_the_inputs_and_what_it_was_made_from(as_alice, st
     assert "Made from" in page and reverse("detail", args=[finished.code]) in page
     done = as_alice.get(reverse("detail", args=[finished.code])).content.decode()
     assert f"?mode=lip_sync&amp;video={finished.code}" in done
+
+
+# --- Effect templates and sound effects on text and image videos ------------------------------
+
+
+@pytest.fixture
+def templates(alice):  # noqa: F811
+    from generations.models import ApiCredential
+
+    credential = ApiCredential.objects.get(user=alice)
+    cache.set(lists._templates_key(credential), [
+        {"id": 301, "name": "Balloon flight", "qualities": ["360p", "540p", "720p"]},
+        {"id": 302, "name": "Hug", "qualities": None}], 60)
+    yield
+    cache.clear()
+
+
+def test_the_text_form_offers_the_accounts_templates_on_models_that_have_them(as_alice, templates):  # noqa: F811
+    page = as_alice.get(reverse("dashboard")).content.decode()
+    assert '<option value="301">Balloon flight</option>' in page
+    newer = as_alice.get(reverse("estimate"), {**TEXT, "model": "v6", "options": "1"}).content.decode()
+    assert 'id="id_template_id"' not in newer
+
+
+def test_a_template_at_a_quality_it_lacks_is_refused_next_to_it(as_alice, started, templates):  # noqa: F811
+    response = as_alice.post(reverse("create-text"), {**TEXT, "quality": "1080p", "template_id": "301"},
+                             headers={"HX-Request": "true"})
+    assert response.status_code == 400
+    assert "Balloon flight is made at 360p, 540p, 720p only." in response.content.decode()
+    with_camera = {**TEXT, "template_id": "301", "camera_movement": "zoom_in"}
+    refused = as_alice.post(reverse("create-text"), with_camera, headers={"HX-Request": "true"})
+    assert refused.status_code == 400 and "cannot be used with an effect template" in refused.content.decode()
+    assert Generation.objects.count() == 0
+
+
+def test_a_templated_video_with_a_sound_effect_is_stored_priced_and_sent(as_alice, started, templates):  # noqa: F811
+    response = as_alice.post(reverse("create-text"), {**TEXT, "template_id": "301",
+                                                      "sound_effect_content": "Wind and birdsong"})
+    assert response.status_code == 302
+    job = Generation.objects.get()
+    assert (job.template_id, job.template_name, job.credits) == (301, "Balloon flight", 55)
+    assert job.video_request().as_json() | {"prompt": "-"} == {
+        "prompt": "-", "duration": 5, "quality": "540p", "model": "v5", "aspect_ratio": "16:9",
+        "motion_mode": "normal", "template_id": 301, "sound_effect_switch": True,
+        "sound_effect_content": "Wind and birdsong"}
+    card = as_alice.get(reverse("dashboard")).content.decode()
+    assert "Balloon flight · with sound" in card
+
+
+def test_the_templates_are_read_per_account_and_kept(alice, read_at_once):  # noqa: F811
+    from generations.models import ApiCredential
+
+    credential = ApiCredential.objects.get(user=alice)
+    with responses.RequestsMock() as api:
+        api.get(f"{BASE}/video/effects/templates/list", json=ok({"list": [
+            {"template_id": "301", "name": "Balloon", "qualities": ["540p"], "activated": True},
+            {"template_id": 304, "name": "Not yours", "activated": False}]}))
+        assert lists.templates(credential) == []
+        assert lists.templates(credential) == [{"id": 301, "name": "Balloon", "qualities": ["540p"]}]
+        assert len(api.calls) == 1
+    assert read_at_once == ["templates"]

@@ -137,7 +137,9 @@ def job_settings(context, generation) -> SafeString:
         parts.append(STYLE_LABELS.get(generation.style, generation.style))
     if generation.camera_movement:
         parts.append(CAMERA_LABELS.get(generation.camera_movement, generation.camera_movement))
-    if generation.generate_audio:
+    if generation.template_name:
+        parts.append(generation.template_name)
+    if generation.generate_audio or generation.sound_effect_content:
         parts.append(_("with sound"))
     if generation.multi_clip:
         parts.append(_("several shots"))
