@@ -395,6 +395,7 @@ def work_out_step(key_hash: str, now: datetime, after: str | None = None):
     then videos are most likely ready and unnoticed, and submissions go on at
     the pace the reads keep up with. Before the portal has seen any video of
     that kind finish, reads are guesses and never hold submissions back.
+    A read asked for by a webhook (the video ended) goes first too.
     """
     reads = _reads_worth_making(key_hash, now, limit=2)
     read = reads[0] if reads else None
@@ -402,13 +403,19 @@ def work_out_step(key_hash: str, now: datetime, after: str | None = None):
     if read and submission:
         usual = learned_duration(read.quality, read.duration)
         backlog = len(reads) > 1 and usual is not None and now - read.submitted_at >= usual
-        take_turn = after == "read" and not backlog
+        take_turn = after == "read" and not backlog and not _read_asked(read)
         return (submission, "submit") if take_turn else (read, "read")
     if read:
         return read, "read"
     if submission:
         return submission, "submit"
     return None
+
+
+def _read_asked(generation: Generation) -> bool:
+    """A read was asked for (a webhook, staff) since the last one that found the video running."""
+    asked = generation.read_asked_at
+    return asked is not None and (generation.last_read_at is None or asked > generation.last_read_at)
 
 
 def _next_submission(key_hash: str, now: datetime) -> Generation | None:

@@ -217,3 +217,15 @@ def test_with_webhooks_on_due_reads_are_not_held_back_for_probes(alice, api, web
     api.get(f"{BASE}/video/status", json=GENERATING)
     assert [next_step(), next_step(after="read"), next_step(after="read")] == ["read"] * 3
     assert next_step(after="read") is None
+
+
+def test_a_read_a_webhook_asked_for_goes_before_a_submission_even_after_a_read(alice, api, webhooks_on):
+    job = submitted(alice, api)
+    Generation.objects.create(owner=alice, kind="text", prompt="next in line", model="v5",
+                              quality="360p", duration=5, credits=45)
+    # Without a webhook, a due read and a due submission take turns...
+    due_now(job)
+    assert jobs.work_out_step(KEY_HASH, timezone.now(), after="read")[1] == "submit"
+    # ...a read a webhook asked for does not wait for its turn: the video is ready.
+    assert job.read_soon()
+    assert jobs.work_out_step(KEY_HASH, timezone.now(), after="read") == (reload(job), "read")
