@@ -50,7 +50,7 @@ from django.db.models import Count, DateTimeField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from generations import kinds, queue, video_facts
+from generations import kinds, queue, ratelimit, video_facts
 from generations.fetch import UnsafeURL, check_video_url
 from generations.models import ApiCredential, Generation, SchedulerRunner, WorkerHeartbeat
 from generations.pixverse import (
@@ -231,6 +231,12 @@ class Scheduler:
         for key in sorted(keys | balance_keys):
             if not key:
                 continue  # housekeeping gives such jobs a key or fails them
+            if key not in self.free_at:
+                # A loop new to the key (one takes over every slice) hands out its first
+                # step when the key's request slot is free: a step handed out earlier
+                # waits for its slot, and every later step would be chosen that far
+                # ahead of its request (a webhook's read one request later).
+                self.free_at[key] = mono + ratelimit.seconds_until_free(key)
             wait = self.free_at.get(key, 0.0) - mono
             if wait > 0:
                 pause = min(pause, wait)
