@@ -50,7 +50,7 @@ from django.db.models import Count, DateTimeField, F, Value
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
-from generations import kinds, queue, video_facts
+from generations import kinds, queue, ratelimit, video_facts
 from generations.fetch import UnsafeURL, check_video_url
 from generations.models import ApiCredential, Generation, SchedulerRunner, WorkerHeartbeat
 from generations.pixverse import (
@@ -77,6 +77,13 @@ FIRST_READ_FALLBACK = timedelta(seconds=5)
 # kind wait for the oldest ones (the probes) -- but not longer than this.
 PROBE_PATIENCE = timedelta(seconds=90)
 PROBES = 2
+# With webhooks on (PIXVERSE_WEBHOOK_SECRET set), a finished video's webhook has
+# its status read at once, and polling is only the safety net for a webhook that
+# never comes: a job is first read well after such videos are usually ready
+# (this factor and margin), or one PIXVERSE_WEBHOOK_POLL_INTERVAL after its
+# submission before any has finished; then every PIXVERSE_WEBHOOK_POLL_INTERVAL.
+WEBHOOK_FIRST_READ_FACTOR = 1.5
+WEBHOOK_FIRST_READ_MARGIN = timedelta(seconds=5)
 # The plan's limit of videos at once: a waiting job is tried again when one of
 # its key's videos finishes, or after this (the key may be busy elsewhere).
 CONCURRENCY_FALLBACK = timedelta(seconds=30)
@@ -224,6 +231,12 @@ class Scheduler:
         for key in sorted(keys | balance_keys):
             if not key:
                 continue  # housekeeping gives such jobs a key or fails them
+            if key not in self.free_at:
+                # A loop new to the key (one takes over every slice) hands out its first
+                # step when the key's request slot is free: a step handed out earlier
+                # waits for its slot, and every later step would be chosen that far
+                # ahead of its request (a webhook's read one request later).
+                self.free_at[key] = mono + ratelimit.seconds_until_free(key)
             wait = self.free_at.get(key, 0.0) - mono
             if wait > 0:
                 pause = min(pause, wait)
@@ -388,6 +401,7 @@ def work_out_step(key_hash: str, now: datetime, after: str | None = None):
     then videos are most likely ready and unnoticed, and submissions go on at
     the pace the reads keep up with. Before the portal has seen any video of
     that kind finish, reads are guesses and never hold submissions back.
+    A read asked for by a webhook (the video ended) goes first too.
     """
     reads = _reads_worth_making(key_hash, now, limit=2)
     read = reads[0] if reads else None
@@ -395,13 +409,19 @@ def work_out_step(key_hash: str, now: datetime, after: str | None = None):
     if read and submission:
         usual = learned_duration(read.quality, read.duration)
         backlog = len(reads) > 1 and usual is not None and now - read.submitted_at >= usual
-        take_turn = after == "read" and not backlog
+        take_turn = after == "read" and not backlog and not _read_asked(read)
         return (submission, "submit") if take_turn else (read, "read")
     if read:
         return read, "read"
     if submission:
         return submission, "submit"
     return None
+
+
+def _read_asked(generation: Generation) -> bool:
+    """A read was asked for (a webhook, staff) since the last one that found the video running."""
+    asked = generation.read_asked_at
+    return asked is not None and (generation.last_read_at is None or asked > generation.last_read_at)
 
 
 def _next_submission(key_hash: str, now: datetime) -> Generation | None:
@@ -477,6 +497,8 @@ def _reads_worth_making(key_hash: str, now: datetime, limit: int) -> list[Genera
         kind = (generation.quality, generation.duration)
         if generation.submitted_at is None:
             return None  # nothing to time it by
+        if _webhooks_on():
+            return None  # no probes: a webhook tells when the first such video is ready
         if kind not in learned:
             learned[kind] = learned_duration(*kind)
         if learned[kind] is not None:
@@ -512,15 +534,33 @@ def _first_read(generation: Generation) -> datetime:
 
     Before any has finished, the probes' reads are spread over one read
     interval (the first at 5 s, the second 2 s later...), so that between
-    them a finished video is noticed within READ_INTERVAL / PROBES.
+    them a finished video is noticed within READ_INTERVAL / PROBES. With
+    webhooks on, later: the webhook is expected to come first.
     """
     now = timezone.now()
     learned = learned_duration(generation.quality, generation.duration)
+    if _webhooks_on():
+        return now + _safety_net_first_read(learned)
     if learned is not None:
         return now + learned
     # The probes so far (this job is not running yet): it is the next one, if there is room.
     phase = len(_probes(generation.quality, generation.duration)) % PROBES
     return now + FIRST_READ_FALLBACK + phase * READ_INTERVAL / PROBES
+
+
+def _webhooks_on() -> bool:
+    return bool(settings.PIXVERSE_WEBHOOK_SECRET)
+
+
+def _safety_net_interval() -> timedelta:
+    return timedelta(seconds=settings.PIXVERSE_WEBHOOK_POLL_INTERVAL)
+
+
+def _safety_net_first_read(learned: timedelta | None) -> timedelta:
+    """With webhooks on: how long after its submission a job is first read."""
+    if learned is None:
+        return _safety_net_interval()
+    return learned * WEBHOOK_FIRST_READ_FACTOR + WEBHOOK_FIRST_READ_MARGIN
 
 
 def learned_duration(quality: str, duration: int, kind: str | None = None) -> timedelta | None:
@@ -741,12 +781,16 @@ def read_status(generation: Generation, client: PixVerseClient, token=None) -> N
 
 
 def _next_read(generation: Generation, now: datetime) -> datetime:
-    """The next read of a running video: READ_INTERVAL on, kept apart from the other probes'.
+    """The next read of a running video: READ_INTERVAL on, kept apart from the other probes'
+    (with webhooks on, the safety net's interval on, until a webhook came for it).
 
     Probes submitted at the same moment (on different keys) would be read at
     the same moments, noticing a finished video no sooner than one would:
     a probe read close to another one is moved by READ_INTERVAL / PROBES.
     """
+    if _webhooks_on() and generation.read_asked_at is None:
+        # No webhook yet. Once one came and PixVerse still says running: READ_INTERVAL.
+        return now + _safety_net_interval()
     next_read = now + READ_INTERVAL
     if learned_duration(generation.quality, generation.duration) is not None:
         return next_read
@@ -772,10 +816,11 @@ def _time_first_reads(quality: str, duration: int) -> None:
     learned = learned_duration(quality, duration)
     if learned is None:
         return
-    expected = F("submitted_at") + learned
+    expected = F("submitted_at") + (_safety_net_first_read(learned) if _webhooks_on() else learned)
+    # A job whose read was asked for (its webhook came) is due now: not put off.
     Generation.objects.filter(
         status=Generation.Status.RUNNING, quality=quality, duration=duration, poll_count=0,
-        submitted_at__isnull=False, claimed_by__isnull=True,
+        submitted_at__isnull=False, claimed_by__isnull=True, read_asked_at__isnull=True,
     ).update(next_attempt_at=Greatest(expected, Value(timezone.now(), output_field=DateTimeField())))
 
 

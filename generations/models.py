@@ -432,6 +432,9 @@ class Generation(models.Model):
     # video not found yet, a failed copy): what the backoff grows with.
     misses = models.PositiveSmallIntegerField(default=0)
     poll_count = models.PositiveIntegerField(_("status reads"), default=0)
+    # When a status read was last asked for out of turn (PixVerse's webhook, staff's
+    # "read now"): a read in flight at that moment is followed by another at once.
+    read_asked_at = models.DateTimeField(null=True, blank=True, editable=False)
     # The last status read that found the video still running: with finished_at,
     # it brackets when the video was really ready (jobs.learned_duration).
     last_read_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -693,11 +696,22 @@ class Generation(models.Model):
         ).update(next_attempt_at=timezone.now())
 
     def record_status_read(self, next_read_at, *, token=None, missed: bool = False) -> bool:
-        """A status read found the video still running (or got no usable answer: missed)."""
-        fields = {} if missed else {"last_read_at": timezone.now()}
+        """A status read found the video still running (or got no usable answer: missed).
+
+        A read asked for since this row was loaded for the read (read_soon: a
+        webhook that came while the read was in flight) is not overwritten by
+        next_read_at: the next read is due at once.
+        """
+        now = timezone.now()
+        asked_since = (models.Q(read_asked_at__gt=self.read_asked_at) if self.read_asked_at
+                       else models.Q(read_asked_at__isnull=False))
+        next_attempt_at = models.Case(models.When(asked_since, then=models.Value(now)),
+                                      default=models.Value(next_read_at),
+                                      output_field=models.DateTimeField())
+        fields = {} if missed else {"last_read_at": now}
         return self._change(
             [self.Status.RUNNING], token=token, poll_count=models.F("poll_count") + 1,
-            next_attempt_at=next_read_at, claimed_until=None, claimed_by=None,
+            next_attempt_at=next_attempt_at, claimed_until=None, claimed_by=None,
             misses=models.F("misses") + 1 if missed else 0, **fields,
         )
 
@@ -821,8 +835,10 @@ class Generation(models.Model):
         return copy
 
     def read_soon(self) -> bool:
-        """Have the scheduler read this running job's status at its next step."""
-        return self._change([self.Status.RUNNING], next_attempt_at=timezone.now())
+        """Have the scheduler read this running job's status at its next step
+        (even if a read is in flight now: record_status_read)."""
+        now = timezone.now()
+        return self._change([self.Status.RUNNING], next_attempt_at=now, read_asked_at=now)
 
     def set_private(self, private: bool) -> None:
         Generation.objects.filter(pk=self.pk).update(is_private=private)

@@ -90,6 +90,32 @@ def _reserve_in_redis(fingerprint: str, interval: float, max_wait: float | None)
     return float(wait)
 
 
+_PEEK_SCRIPT = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
+"""
+
+
+@cache
+def _redis_peek_script():
+    import redis
+
+    return redis.Redis.from_url(settings.REDIS_URL).register_script(_PEEK_SCRIPT)
+
+
+def seconds_until_free(fingerprint: str) -> float:
+    """How long until the key's next slot is free (0: now), reserving nothing."""
+    if settings.PIXVERSE_MIN_INTERVAL <= 0:
+        return 0.0
+    if settings.PIXVERSE_RATE_LIMIT_BACKEND == "redis":
+        return float(_redis_peek_script()(keys=[f"pixverse:ratelimit:{fingerprint}"]))
+    from generations.models import RateLimitSlot
+
+    next_at = RateLimitSlot.objects.filter(key_hash=fingerprint).values_list("next_at", flat=True).first()
+    return max(0.0, (next_at or 0.0) - time.time())
+
+
 @sensitive_variables("api_key")
 def wait_for_slot(api_key: str, *, max_wait: float | None = None) -> float:
     """Block until this key may send its next request; return the seconds waited.

@@ -398,6 +398,9 @@ PIXVERSE_STATUS_ENDPOINT = env_choice(
 # PixVerse's callbacks and has a finished job's status read at once (polling goes
 # on as the safety net); empty, that URL answers 404.
 PIXVERSE_WEBHOOK_SECRET = env_str("PIXVERSE_WEBHOOK_SECRET", "")
+# With the secret set, polling is the safety net for a webhook that never comes:
+# seconds between the status reads of a job still running after its first read.
+PIXVERSE_WEBHOOK_POLL_INTERVAL = env_float("PIXVERSE_WEBHOOK_POLL_INTERVAL", 20.0, minimum=1.0)
 PIXVERSE_MAX_IMAGE_SIDE = env_int("PIXVERSE_MAX_IMAGE_SIDE", 4000, minimum=1)
 PIXVERSE_MAX_IMAGE_BYTES = env_int("PIXVERSE_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
 

@@ -7,6 +7,7 @@ the end, and as real processes in test_worker_restart.py and test_scale_out.py.
 
 import io
 import json
+import time
 import uuid
 from datetime import timedelta
 
@@ -649,6 +650,25 @@ def test_the_first_read_is_timed_by_when_recent_videos_were_really_ready(alice):
     Generation.objects.filter(quality="720p").update(last_read_at=now - timedelta(seconds=4))
     assert jobs.learned_duration("720p", 5) == timedelta(seconds=28)
     assert jobs.learned_duration("1080p", 5) is None
+
+
+def test_a_new_loop_hands_out_a_keys_first_step_when_its_request_slot_is_free(queued, settings):
+    """Not ahead of it: every later step would then be chosen that long before its request."""
+    from generations.models import RateLimitSlot
+
+    settings.PIXVERSE_MIN_INTERVAL = 1.0
+    settings.PIXVERSE_RATE_LIMIT_BACKEND = "database"
+    # The previous loop's last request took the key's slot until 0.8 s from now.
+    RateLimitSlot.objects.create(key_hash=KEY_HASH, next_at=time.time() + 0.8)
+    scheduler = jobs.Scheduler()
+    handed_out = []
+    scheduler.pool.submit = lambda *args: handed_out.append(args)
+    try:
+        scheduler.tick()
+        assert handed_out == [] and reload(queued).claimed_by is None
+        assert 0.6 < scheduler.free_at[KEY_HASH] - time.monotonic() <= 0.8
+    finally:
+        scheduler.pool.shutdown()
 
 
 # --- The balance, read in the background --------------------------------------------------------

@@ -85,6 +85,23 @@ def test_the_client_turns_a_far_slot_into_rate_limited(db, settings):
         PixVerseClient("key-a", max_wait=0.5).balance()
 
 
+@pytest.mark.parametrize("backend", ["database", "redis"])
+def test_the_next_free_slot_can_be_looked_at_without_taking_it(db, spaced, settings, backend):
+    if backend == "redis":
+        if not reachable(6379):
+            pytest.skip("no Redis on 127.0.0.1:6379")
+        settings.REDIS_URL = "redis://127.0.0.1:6379/15"
+        settings.PIXVERSE_RATE_LIMIT_BACKEND = "redis"
+    key = f"key-peek-{uuid.uuid4()}"  # a Redis shared with other tests
+    assert ratelimit.seconds_until_free(ratelimit.key_fingerprint(key)) == 0
+    ratelimit.wait_for_slot(key)
+    first = ratelimit.seconds_until_free(ratelimit.key_fingerprint(key))
+    assert 0.2 < first <= 0.3
+    assert ratelimit.seconds_until_free(ratelimit.key_fingerprint(key)) <= first  # nothing taken
+    time.sleep(0.3)
+    assert ratelimit.seconds_until_free(ratelimit.key_fingerprint(key)) == 0
+
+
 def test_the_interval_zero_switches_the_limiter_off(db):
     assert ratelimit.wait_for_slot("key-a") == 0
     assert not RateLimitSlot.objects.exists()

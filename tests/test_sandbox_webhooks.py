@@ -134,6 +134,20 @@ def test_a_webhook_not_answered_ok_is_sent_again_later(account, later, answer):
 
 
 @responses.activate
+def test_when_the_webhook_was_answered_ok_is_kept_with_the_video(account, later):
+    responses.post(HOOK, status=503)
+    responses.post(HOOK, body="ok")
+    video = ended_video(account)
+    assert not sandbox_webhooks.send(video.pk, FILE_URL)
+    video.refresh_from_db()
+    assert video.webhook_delivered_at is None
+    before = timezone.now()
+    assert sandbox_webhooks.send(video.pk, FILE_URL, attempt=1)
+    video.refresh_from_db()
+    assert before <= video.webhook_delivered_at <= timezone.now()
+
+
+@responses.activate
 def test_the_sandbox_gives_up_after_its_last_retry(account, later):
     responses.post(HOOK, status=503)
     video = ended_video(account)

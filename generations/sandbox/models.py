@@ -287,6 +287,8 @@ class SandboxVideo(models.Model):
     outcome = models.CharField(_("outcome"), max_length=10, choices=Outcome)
     created = models.DateTimeField(_("created"), default=timezone.now)
     ready_at = models.DateTimeField(_("ready at"))
+    # When the account's webhook URL answered this video's webhook 200 "ok".
+    webhook_delivered_at = models.DateTimeField(_("webhook delivered at"), null=True, blank=True)
     deleted = models.BooleanField(_("deleted"), default=False)
     # Moderation failures are refunded, as on the real service: once.
     refunded = models.BooleanField(_("refunded"), default=False)

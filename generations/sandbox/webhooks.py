@@ -93,6 +93,7 @@ def send(video_pk: int, file_url: str, attempt: int = 0) -> bool:
     except requests.RequestException as e:
         delivered, answer = False, type(e).__name__
     if delivered:
+        SandboxVideo.objects.filter(pk=video_pk).update(webhook_delivered_at=timezone.now())
         return True
     if attempt < len(RETRY_DELAYS):
         logger.info("sandbox: webhook for video %s not taken (%s); again in %s s", video.video_id,
