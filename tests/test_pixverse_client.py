@@ -18,6 +18,7 @@ from generations.pixverse import (
     GatewayError,
     InvalidImageError,
     InvalidKey,
+    InvalidParameters,
     InvalidRequest,
     MalformedResponse,
     ModerationFailed,
@@ -427,8 +428,26 @@ def test_it_maps_errors_to_one_typed_hierarchy(client, api, http_status, body, e
 def test_the_invalid_request_error_carries_the_servers_message(client, api):
     api.post(f"{BASE}/video/text/generate",
              json={"ErrCode": 400017, "ErrMsg": "duration must be 5 or 8", "Resp": None})
+    client.check = False
     with pytest.raises(InvalidRequest, match="duration must be 5 or 8"):
         client.text_to_video(VideoRequest("p", 6, "360p"), trace_id="t")
+
+
+@pytest.mark.parametrize("request_", [
+    VideoRequest("p", 6, "360p"),
+    VideoRequest("p", 12, "540p", model="v5.6"),
+    VideoRequest("p", 5, "540p", model="c1", aspect_ratio="21:9"),
+    VideoRequest("p", 5, "540p", model="v6", style="anime"),
+    VideoRequest("p", 5, "540p", model="v5", generate_audio_switch=True),
+])
+def test_what_the_model_refuses_is_refused_before_sending(client, api, request_):
+    with pytest.raises(InvalidParameters) as refused:
+        client.text_to_video(request_, trace_id="t")
+    assert refused.value.problems and refused.value.err_code is None
+    if request_.aspect_ratio is None:  # the image call does not send one: the image sets it
+        with pytest.raises(InvalidParameters):
+            client.image_to_video(7, request_, trace_id="t")
+    assert len(api.calls) == 0
 
 
 @pytest.mark.parametrize("error_class", [ConcurrencyLimit, RateLimited, ServerError,

@@ -75,11 +75,19 @@ def test_upload_image_and_status(key, tmp_path):
 
 
 def test_an_api_error_goes_to_stderr_with_a_non_zero_exit(key):
-    code, out, err = run("text", "--prompt", "p", "--duration", "8", "--quality", "1080p")
+    code, out, err = run("--no-check", "text", "--prompt", "p", "--duration", "8", "--quality", "1080p")
     assert code == 1
     assert out == ""
     assert err.startswith("invalid_request: ErrCode=400017 ErrMsg=")
     assert "trace_id=" in err
+
+
+def test_what_pixverse_would_refuse_is_refused_before_sending(key):
+    code, out, err = run("text", "--prompt", "p", "--duration", "12", "--quality", "540p", "--model", "v5")
+    assert code == 1 and out == ""
+    assert err.startswith("invalid_parameters: ErrCode=None ErrMsg=")
+    assert "The v5 model makes videos of 5, 8 seconds." in err
+    assert not SandboxVideo.objects.exists()
 
 
 def test_an_invalid_key_is_reported_and_never_printed(monkeypatch, sandbox_url, settings):

@@ -21,7 +21,9 @@ Success prints one JSON object (a list for speakers and effects) on stdout and
 exits 0. An API error prints its kind, ErrCode, ErrMsg and trace id on stderr
 and exits 1. The key comes from
 --user (that member's stored key) or PIXVERSE_API_KEY, and is never printed.
-Every request keeps to the shared 1 request/s per key limit, so several of
+A request PixVerse would refuse is refused before it is sent
+(invalid_parameters, ErrCode=None); --no-check sends it anyway, to see the
+server's own answer. Every request keeps to the shared 1 request/s per key limit, so several of
 these started at once with one key queue behind each other.
 """
 
@@ -114,6 +116,8 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--user", help="Use this member's stored PixVerse key.")
         parser.add_argument("--base-url", help="Default: the PIXVERSE_BASE_URL setting.")
+        parser.add_argument("--no-check", action="store_true",
+                            help="Send what the portal would refuse before sending (the server's answer).")
         calls = parser.add_subparsers(dest="call", required=True, parser_class=argparse.ArgumentParser)
         calls.add_parser("balance", help="Credits left on the key's account.")
         text = calls.add_parser("text", help="Start a text-to-video generation.")
@@ -171,6 +175,7 @@ class Command(BaseCommand):
             client = self._client_for_user(options["user"], options["base_url"])
         else:
             client = PixVerseClient(self._api_key(), base_url=options["base_url"])
+        client.check = not options["no_check"]
         try:
             result = self._call(client, options)
         except PixVerseError as e:
