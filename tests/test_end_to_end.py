@@ -93,6 +93,8 @@ def sign_in(page, base: str, username: str) -> None:
 def wait_for_playable_video(page, card_selector: str) -> None:
     video = page.locator(f"{card_selector} video")
     video.wait_for(timeout=60_000)
+    # Finished videos load only near the viewport (portal.js): a member scrolls to one to watch it.
+    video.scroll_into_view_if_needed()
     page.wait_for_function(
         "(el) => el.readyState >= 1 && el.duration > 0",
         arg=video.element_handle(), timeout=30_000,
