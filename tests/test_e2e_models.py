@@ -67,4 +67,18 @@ def test_the_form_follows_the_chosen_model_and_the_video_keeps_its_settings(port
     page.select_option("#id_model", "c1")
     expect(page.locator("#id_aspect_ratio option[value='21:9']")).to_have_count(0)
     expect(page.locator("#id_multi_clip")).to_have_count(0)
+
+    # A model changed again the moment the options arrive is still followed: the new
+    # fields are live as soon as they are in the page (htmx settles at once, base.html).
+    page.evaluate("""() => document.body.addEventListener("htmx:afterSwap", () => setTimeout(() => {
+      const model = document.querySelector("#id_model");
+      model.value = "c1";
+      model.dispatchEvent(new Event("change", { bubbles: true }));
+      window.changedAgain = true;
+    }, 0), { once: true })""")
+    page.select_option("#id_model", "v6")
+    page.wait_for_function("window.changedAgain === true")
+    expect(page.locator("#id_model")).to_have_value("c1")
+    expect(page.locator("#id_aspect_ratio option[value='21:9']")).to_have_count(0)
+    expect(page.locator("#id_generate_audio")).to_have_count(1)  # c1 has native audio too
     context.close()
