@@ -260,6 +260,32 @@ def image_too_large(request: HttpRequest) -> HttpResponse:
     return render(request, "generations/dashboard.html", context, status=413)
 
 
+def upload_too_large(request: HttpRequest, kind: str) -> HttpResponse:
+    """A form of another kind whose files together pass PORTAL_MAX_REQUEST_BYTES (each one alone
+    is refused in the browser before sending). Nothing of it was read: with htmx the message
+    goes above the form, which stays as filled in; without, the page says to go back."""
+    if kind not in FORMS or kind == Generation.Kind.TEXT:
+        return request_too_large(request)
+    message = _("The files are too large together (at most %(mb)s MB in all), so nothing was sent. "
+                "Choose smaller files.") % {"mb": settings.PORTAL_MAX_REQUEST_BYTES // (1024 * 1024)}
+    if request.htmx:
+        response = render(request, "generations/dashboard.html#too-large",
+                          {"kind": kind, "message": message}, status=413)
+        return reswap(retarget(response, f"#{kind}-too-large"), "outerHTML")
+    form = FORMS[kind](**_form_kwargs(request, kind))
+    form.cleaned_data = {}  # add_error expects it; a form not bound to data has none
+    form.add_error(None, message + " " + _("Go back with your browser's Back button to find the form "
+                                           "as you filled it in."))
+    context = _dashboard_context(request, form=form, mode=kind)
+    return render(request, "generations/dashboard.html", context, status=413)
+
+
+def request_too_large(request: HttpRequest) -> HttpResponse:
+    """Any other request past PORTAL_MAX_REQUEST_BYTES: the portal's page, in the member's language."""
+    return render(request, "413.html", {"mb": settings.PORTAL_MAX_REQUEST_BYTES // (1024 * 1024)},
+                  status=413)
+
+
 def _job_code(request: HttpRequest, form) -> uuid.UUID | None:
     """The code of the job this form makes: from the form's submission token and the member.
 

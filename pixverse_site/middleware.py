@@ -12,10 +12,9 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import resolve_url
-from django.urls import reverse
+from django.urls import Resolver404, ResolverMatch, resolve, reverse
 from django.utils import timezone
 from django.utils.cache import patch_cache_control, patch_vary_headers
-from django.utils.translation import gettext as _
 from django_htmx.http import HttpResponseClientRedirect
 
 from pixverse_site.logcontext import log_context
@@ -118,6 +117,13 @@ class PrivatePagesMiddleware:
         return response
 
 
+def resolve_or_none(path: str) -> ResolverMatch | None:
+    try:
+        return resolve(path)
+    except Resolver404:
+        return None
+
+
 class RequestSizeLimitMiddleware:
     """Refuse a request body larger than PORTAL_MAX_REQUEST_BYTES before it is read.
 
@@ -142,12 +148,12 @@ class RequestSizeLimitMiddleware:
 
     @staticmethod
     def refuse(request: HttpRequest) -> HttpResponse:
-        if request.path_info == reverse("create-image") and request.user.is_authenticated:
-            from generations.views import image_too_large
+        from generations import views
 
-            return image_too_large(request)
-        limit = settings.PORTAL_MAX_REQUEST_BYTES // (1024 * 1024)
-        return HttpResponse(
-            _("The request is too large; the limit is %(mb)s MB.") % {"mb": limit},
-            status=413, content_type="text/plain; charset=utf-8",
-        )
+        if request.user.is_authenticated:
+            if request.path_info == reverse("create-image"):
+                return views.image_too_large(request)
+            match = resolve_or_none(request.path_info)
+            if match and match.url_name == "create":
+                return views.upload_too_large(request, match.kwargs["kind"])
+        return views.request_too_large(request)

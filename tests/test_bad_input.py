@@ -212,13 +212,48 @@ def test_the_page_swaps_in_a_413_answer(as_alice):
     assert '{"code": "413", "swap": true}' in page
 
 
-def test_other_requests_over_the_limit_stay_a_plain_413(client, alice, small_requests):
+def test_other_requests_over_the_limit_get_the_portals_page_in_the_members_language(
+    client, alice, small_requests
+):
     anonymous = client.post(reverse("create-image"), {**TEXT, "image": png(padding=2_500_000)})
-    assert anonymous.status_code == 413 and anonymous["Content-Type"].startswith("text/plain")
+    assert anonymous.status_code == 413
+    body = anonymous.content.decode()
+    assert "That was too large to send" in body and "at most 2 MB" in body
+    assert "topbar" in body and 'href="/"' in body  # the layout and a way back
     client.force_login(alice)
     text = client.generic("POST", reverse("create-text"), b"x" * (3 * 2**20),
-                          content_type="application/octet-stream")
-    assert text.status_code == 413 and "too large" in text.content.decode()
+                          content_type="application/octet-stream", headers={"Accept-Language": "ru"})
+    assert text.status_code == 413
+    russian = text.content.decode()
+    assert '<html lang="ru"' in russian and "That was too large" not in russian
+    assert Generation.objects.count() == 0
+
+
+def test_files_of_another_kind_too_large_together_leave_the_form_as_filled_in_with_htmx(
+    as_alice, small_requests, started
+):
+    files = {"first_image": png(padding=1_300_000), "last_image": png(padding=1_300_000)}
+    response = as_alice.post(reverse("create", args=["transition"]), {**TEXT, **files}, headers=HTMX)
+    assert response.status_code == 413
+    assert response.headers["HX-Retarget"] == "#transition-too-large"
+    assert response.headers["HX-Reswap"] == "outerHTML"
+    body = response.content.decode().strip()
+    assert body.startswith('<div id="transition-too-large" class="error-box" role="alert">')
+    assert "too large together (at most 2 MB in all)" in body and "<form" not in body
+    # The place it goes is in every form, empty until then.
+    assert '<div id="transition-too-large"></div>' in as_alice.get("/?mode=transition").content.decode()
+    assert Generation.objects.count() == 0
+
+
+def test_without_htmx_files_too_large_together_get_the_form_with_the_way_back(
+    as_alice, small_requests, started
+):
+    files = {"first_image": png(padding=1_300_000), "last_image": png(padding=1_300_000)}
+    response = as_alice.post(reverse("create", args=["transition"]), {**TEXT, **files})
+    assert response.status_code == 413
+    body = response.content.decode()
+    assert 'id="transition-form"' in body and "too large together" in body and "Back button" in body
+    assert Generation.objects.count() == 0
 
 
 def test_an_image_under_the_limit_is_still_taken(as_alice, small_requests, started):
