@@ -118,6 +118,27 @@ def test_an_invitation_link_works_once_and_gives_its_role(client, settings):
     assert again.status_code == 410 and not User.objects.filter(username="other").exists()
 
 
+def test_the_same_link_used_at_the_same_moment_makes_one_account(client, monkeypatch):
+    # Both requests found the invitation open; the other one's accept lands between this
+    # one's look-up and its own accept (Invitation.accept's conditional update).
+    owner = User.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(owner)
+    path = invite(client).removeprefix("http://testserver")
+    client.logout()
+    open_one = Invitation.open_one
+
+    def found_open_then_taken(token):
+        invitation = open_one(token)
+        Invitation.objects.filter(pk=invitation.pk).update(accepted_at=timezone.now(), accepted_by=owner)
+        return invitation
+
+    monkeypatch.setattr(Invitation, "open_one", staticmethod(found_open_then_taken))
+    late = client.post(path, {"username": "late", **PASSWORDS})
+    assert late.status_code == 410
+    assert not User.objects.filter(username="late").exists()  # its account rolled back with it
+    assert Invitation.objects.get().accepted_by == owner
+
+
 def test_an_expired_or_unknown_invitation_is_refused(client):
     owner = User.objects.create_superuser("root", "root@example.com", "pw")
     client.force_login(owner)

@@ -198,6 +198,23 @@ def test_a_key_pixverse_refuses_is_marked_broken_and_its_waiting_jobs_fail(as_al
     assert ApiCredential.objects.get(pk=studio.pk).broken_at is None
 
 
+def test_staff_see_each_team_keys_health_and_balance_at_a_glance(client, studio, monkeypatch):
+    monkeypatch.setattr("generations.queue.kick_scheduler", lambda **kw: None)
+    spare = team_key(name="Spare key", raw="sk-team-spare-key-SPAR")
+    client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
+    page = client.get("/admin/generations/teamkey/").content.decode()
+    assert page.count(">working<") == 2 and page.count(">5000<") == 2
+    with responses.RequestsMock() as api:
+        api.get(f"{BASE}/account/balance", status=401, json={"ErrCode": 401, "ErrMsg": "Invalid API Key"})
+        jobs.read_balance(studio.key_hash)
+    ApiCredential.record_balance(spare.key_hash, Balance(account_id=3, credit_monthly=620, credit_package=15))
+    page = client.get("/admin/generations/teamkey/").content.decode()
+    studio_row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*Studio key.*?</tr>", page, re.S).group(0)
+    spare_row = re.search(r"<tr[^>]*>(?:(?!</tr>).)*Spare key.*?</tr>", page, re.S).group(0)
+    assert "refused by PixVerse since" in studio_row and "Invalid API Key" in studio_row
+    assert "working" in spare_row and ">635<" in spare_row  # monthly + package credits
+
+
 def test_staff_add_a_team_key_in_the_admin_and_never_see_it_again(client, db, monkeypatch):
     monkeypatch.setattr("generations.queue.kick_scheduler", lambda **kw: None)
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
