@@ -72,16 +72,10 @@ return {1, tostring(at - now)}
 """
 
 
-@cache
-def _redis_script():
-    import redis
-
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    return client.register_script(_RESERVE_SCRIPT)
 
 
 def _reserve_in_redis(fingerprint: str, interval: float, max_wait: float | None) -> float:
-    reserved, wait = _redis_script()(
+    reserved, wait = _redis_scripts(settings.REDIS_URL)[0](
         keys=[f"pixverse:ratelimit:{fingerprint}"],
         args=[interval, -1 if max_wait is None else max_wait],
     )
@@ -98,10 +92,13 @@ return tostring(math.max(0, tonumber(redis.call('GET', KEYS[1]) or '0') - now))
 
 
 @cache
-def _redis_peek_script():
+def _redis_scripts(url: str):
+    """The reserve and peek scripts on one client per Redis URL (a URL changed by a test's
+    settings gets its own, so reserving and looking always use the same database)."""
     import redis
 
-    return redis.Redis.from_url(settings.REDIS_URL).register_script(_PEEK_SCRIPT)
+    client = redis.Redis.from_url(url)
+    return client.register_script(_RESERVE_SCRIPT), client.register_script(_PEEK_SCRIPT)
 
 
 def seconds_until_free(fingerprint: str) -> float:
@@ -109,7 +106,7 @@ def seconds_until_free(fingerprint: str) -> float:
     if settings.PIXVERSE_MIN_INTERVAL <= 0:
         return 0.0
     if settings.PIXVERSE_RATE_LIMIT_BACKEND == "redis":
-        return float(_redis_peek_script()(keys=[f"pixverse:ratelimit:{fingerprint}"]))
+        return float(_redis_scripts(settings.REDIS_URL)[1](keys=[f"pixverse:ratelimit:{fingerprint}"]))
     from generations.models import RateLimitSlot
 
     next_at = RateLimitSlot.objects.filter(key_hash=fingerprint).values_list("next_at", flat=True).first()
