@@ -82,3 +82,34 @@ def test_the_form_follows_the_chosen_model_and_the_video_keeps_its_settings(port
     expect(page.locator("#id_aspect_ratio option[value='21:9']")).to_have_count(0)
     expect(page.locator("#id_generate_audio")).to_have_count(1)  # c1 has native audio too
     context.close()
+
+
+# Runs when the page's HTML is parsed, before htmx has started (its listener comes later):
+# a member quicker than the page's scripts.
+CHOSEN_BEFORE_HTMX = """document.addEventListener("DOMContentLoaded", () => {
+  const model = document.querySelector("#id_model");
+  if (!model) return;
+  model.value = "v6";
+  model.dispatchEvent(new Event("change", { bubbles: true }));
+  const prompt = document.querySelector("#id_prompt");
+  prompt.value = "Typed while the page loaded";
+  prompt.dispatchEvent(new Event("input", { bubbles: true }));
+});"""
+
+
+def test_what_was_chosen_before_the_pages_scripts_started_is_followed(portal, browser):
+    base, env = portal
+    django_shell(env, MEMBERS + "member('quinn')")
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    console = Console(page)
+    sign_in(page, base, "quinn")
+    page.add_init_script(CHOSEN_BEFORE_HTMX)
+    page.reload()
+    expect(page.locator("#id_model")).to_have_value("v6")
+    # v6's options came, as if the model had been chosen after the page was ready.
+    expect(page.locator("#id_generate_audio")).to_be_visible()
+    expect(page.locator("#id_style")).to_have_count(0)
+    expect(page.locator("#id_prompt")).to_have_value("Typed while the page loaded")
+    assert console.problems() == []
+    context.close()
