@@ -72,8 +72,6 @@ return {1, tostring(at - now)}
 """
 
 
-
-
 def _reserve_in_redis(fingerprint: str, interval: float, max_wait: float | None) -> float:
     reserved, wait = _redis_scripts(settings.REDIS_URL)[0](
         keys=[f"pixverse:ratelimit:{fingerprint}"],

@@ -148,9 +148,10 @@ class RequestSizeLimitMiddleware:
 
     @staticmethod
     def refuse(request: HttpRequest) -> HttpResponse:
-        from generations import views
+        from generations import roles, views
 
-        if request.user.is_authenticated:
+        # The forms' own answers only for members who may use them (not guests).
+        if request.user.is_authenticated and roles.may_generate(request.user):
             if request.path_info == reverse("create-image"):
                 return views.image_too_large(request)
             match = resolve_or_none(request.path_info)

@@ -245,6 +245,20 @@ def test_files_of_another_kind_too_large_together_leave_the_form_as_filled_in_wi
     assert Generation.objects.count() == 0
 
 
+@pytest.mark.parametrize("url", [reverse("create-image"), reverse("create", args=["transition"])])
+def test_a_guest_over_the_limit_gets_the_plain_page_not_a_form(client, db, small_requests, url):
+    from generations import roles
+
+    guest = User.objects.create_user("gus", "gus@example.com", "pw")
+    roles.set_role(guest, roles.Role.GUEST)
+    client.force_login(guest)
+    response = client.post(url, {**TEXT, "first_image": png(padding=2_500_000)}, headers=HTMX)
+    body = response.content.decode()
+    assert response.status_code == 413 and "That was too large to send" in body
+    assert "<form" not in body.split("<main", 1)[1].split("</main>", 1)[0]
+    assert "HX-Retarget" not in response.headers
+
+
 def test_without_htmx_files_too_large_together_get_the_form_with_the_way_back(
     as_alice, small_requests, started
 ):
