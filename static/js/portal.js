@@ -14,7 +14,8 @@ function imageSizeText(input, file, width, height) {
 }
 
 // Preview the chosen source image before it is uploaded, with its size.
-function showPreview(input) {
+document.addEventListener("change", (event) => {
+  const input = event.target;
   if (!(input instanceof HTMLInputElement) || input.type !== "file" || !input.dataset.preview) return;
   const preview = document.getElementById(input.dataset.preview);
   if (!preview) return;
@@ -46,32 +47,24 @@ function showPreview(input) {
     preview.hidden = true;
     preview.removeAttribute("src");
   }
-}
-document.addEventListener("change", (event) => showPreview(event.target));
-// What was typed or chosen in a form before htmx started (a quick member while the page
-// loads) raised its events before htmx listened: raised again now, so the estimate and a
-// model's options follow it. htmx's own start-up listener was added first, so it has run.
+});
+// What was typed, chosen or picked in a form before the page's scripts started (a quick
+// member while the page loads) raised its events before anyone listened: raised again now,
+// so the previews, the size checks, the estimate and a model's options follow it. htmx's
+// own start-up listener was added first, so it has run.
 document.addEventListener("DOMContentLoaded", () => {
   for (const field of document.querySelectorAll(".generation-form textarea, .generation-form input, .generation-form select")) {
     if (field instanceof HTMLSelectElement) {
       if ([...field.options].some((option) => option.selected !== option.defaultSelected)) {
         field.dispatchEvent(new Event("change", { bubbles: true }));
       }
+    } else if (field.type === "file") {
+      if (field.files && field.files.length) field.dispatchEvent(new Event("change", { bubbles: true }));
     } else if (field.type === "checkbox" || field.type === "radio") {
       if (field.checked !== field.defaultChecked) field.dispatchEvent(new Event("change", { bubbles: true }));
-    } else if (field.type !== "file" && field.type !== "hidden" && field.value !== field.defaultValue) {
+    } else if (field.type !== "hidden" && field.value !== field.defaultValue) {
       field.dispatchEvent(new Event("input", { bubbles: true }));
       field.dispatchEvent(new Event("change", { bubbles: true }));
-    }
-  }
-});
-// A file chosen before this script ran (a quick pick while the page loads, or a form the
-// browser gave back on Back) had its change event before anyone listened: shown now.
-document.addEventListener("DOMContentLoaded", () => {
-  for (const input of document.querySelectorAll("input[type=file][data-preview]")) {
-    if (input.files && input.files.length) {
-      showPreview(input);
-      if (input.matches("[data-max-bytes]")) checkImageSize(input);
     }
   }
 });
