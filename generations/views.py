@@ -358,7 +358,7 @@ def _submit(request: HttpRequest, form_class, name: str) -> HttpResponse:
     kwargs = _form_kwargs(request, name)
     form = form_class(request.POST, request.FILES, **kwargs)
     if not kwargs["keys"]:
-        form.add_error(None, _("Add your PixVerse API key in Settings first."))
+        form.add_error(None, _("Add your PixVerse API key first (API key, in the menu)."))
     if not form.is_valid():
         return _refused_form(request, form, name)
     code = _job_code(request, form)
@@ -647,7 +647,9 @@ def _usage_page(request: HttpRequest, form: UsageFilterForm) -> HttpResponse:
     context = {"form": form, "month": month, "month_param": str(month), "records": usage_records(jobs),
                "usage": team_usage(jobs, month),
                "previous_month": str(month.previous()) if month.previous().within_range() else "",
-               "next_month": str(month.next()) if month.next().within_range() else ""}
+               # No month after this one: nothing has been spent in it yet.
+               "next_month": str(month.next()) if month.next().within_range()
+               and str(month.next()) <= str(Month.of()) else ""}
     return render(request, "generations/usage.html", context, status=400 if form.errors else 200)
 
 
@@ -860,6 +862,14 @@ class SignInView(LoginView):
         response = super().form_invalid(form)
         response.status_code = 400
         return response
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        # Why sign-in is asked: a page that needs it, or an open page whose session ended.
+        next_url = context.get("next") or ""
+        context["session_note"] = not context["form"].errors and (
+            bool(self.request.GET.get("expired")) or next_url not in ("", "/"))
+        return context
 
 
 def signup(request: HttpRequest) -> HttpResponse:

@@ -56,7 +56,9 @@ class HtmxSignInRedirectMiddleware:
             return response
         # current_url_abs_path is None unless the page is on this very site.
         back = request.htmx.current_url_abs_path or request.get_full_path()
-        response = HttpResponseClientRedirect(redirect_to_login(back).url)
+        # "expired": a page already open lost its session (the sign-in page says so, even
+        # when the page was the dashboard, whose "next" alone says nothing).
+        response = HttpResponseClientRedirect(redirect_to_login(back).url + "&expired=1")
         patch_vary_headers(response, ["HX-Request"])
         return response
 

@@ -72,3 +72,48 @@ def test_a_transition_then_its_extend_then_a_lip_sync_of_that_each_play(portal, 
     expect(page.locator(".facts")).to_contain_text("The lights of the town")
     assert console.problems() == []
     page.close()
+
+
+def test_a_refused_form_keeps_its_files_and_a_lost_session_keeps_the_words(portal, browser, tmp_path):
+    base, env = portal
+    django_shell(env, MEMBERS + "member('rita')")
+    first, last = tmp_path / "spring.png", tmp_path / "winter.png"
+    Image.new("RGB", (640, 360), "green").save(first)
+    Image.new("RGB", (640, 360), "white").save(last)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    console = Console(page)
+    sign_in(page, base, "rita")
+
+    # Refused for its missing prompt: the two chosen frames are still chosen and previewed,
+    # so adding the prompt is all it takes.
+    page.get_by_role("link", name="Transition").click()
+    page.set_input_files("#id_first_image", str(first))
+    page.set_input_files("#id_last_image", str(last))
+    page.get_by_role("button", name="Make the transition").click()
+    expect(page.locator("#transition-form .errorlist")).to_have_count(1)
+    expect(page.locator("#first-preview")).to_be_visible()
+    expect(page.locator("#last-preview")).to_be_visible()
+    page.fill("#id_prompt", "Spring turns to winter")
+    page.get_by_role("button", name="Make the transition").click()
+    expect(page.locator(".job-card", has_text="Spring turns to winter")).to_be_visible()
+
+    # The session ends while a prompt is being written: sign-in says why, and back on the
+    # dashboard the prompt is there again.
+    page.goto(f"{base}/")
+    page.fill("#id_prompt", "A lighthouse in a storm, seen from the sea")
+    page.context.clear_cookies(name="sessionid")  # the CSRF cookie stays, as when a session expires
+    page.get_by_role("button", name="Generate video").click()
+    page.wait_for_url(f"{base}/accounts/login/**")
+    expect(page.locator("main .note")).to_contain_text("your session may have ended")
+    page.fill("#id_username", "rita")
+    page.fill("#id_password", "e2e-long-password")
+    page.click("main button[type=submit]")
+    page.wait_for_url(f"{base}/")
+    expect(page.locator("#id_prompt")).to_have_value("A lighthouse in a storm, seen from the sea")
+    # Once a job starts from it, the draft is gone.
+    page.get_by_role("button", name="Generate video").click()
+    expect(page.locator(".job-card", has_text="A lighthouse in a storm")).to_be_visible()
+    page.reload()
+    expect(page.locator("#id_prompt")).to_have_value("")
+    assert console.problems(allow=("400",)) == []
+    page.close()

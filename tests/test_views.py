@@ -696,6 +696,11 @@ def test_an_htmx_request_without_a_session_sends_the_browser_to_sign_in_and_back
         target = urlsplit(response.headers["HX-Redirect"])
         assert target.path == reverse("login"), url
         assert parse_qs(target.query)["next"] == ["/history/?member=bob"], url
+        assert parse_qs(target.query)["expired"] == ["1"], url
+    # The sign-in page says why, the dashboard included (whose "next" is only "/").
+    page = client.get(reverse("login"), {"next": "/", "expired": "1"}).content.decode()
+    assert "your session may have ended" in page
+    assert "your session may have ended" not in client.get(reverse("login"), {"next": "/"}).content.decode()
     # Another site's page is not where sign-in leads: the request's own path is.
     elsewhere = client.get(reverse("balance"), headers=signed_out_htmx("https://evil.example/x"))
     assert parse_qs(urlsplit(elsewhere.headers["HX-Redirect"]).query)["next"] == [reverse("balance")]

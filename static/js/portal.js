@@ -48,6 +48,44 @@ document.addEventListener("change", (event) => {
     preview.removeAttribute("src");
   }
 });
+// What the member writes in a video form is kept in this tab (sessionStorage) until a job
+// is started from it: a session that ended while they wrote sends them to sign in, and back
+// on the dashboard the words are in their fields again. Only fields the page left empty
+// are filled (a remix's prompt stays the remix's), and only text: choices have defaults.
+const DRAFT_FIELDS = ".generation-form textarea, .generation-form input[type=text]";
+const draftKey = (form) => `portal-draft:${form.id}`;
+const drafts = (() => {
+  try { return window.sessionStorage; } catch { return null; } // storage refused by the browser
+})();
+document.addEventListener("input", (event) => {
+  const form = event.target instanceof Element && event.target.matches(DRAFT_FIELDS) && event.target.form;
+  if (!form || !drafts || !form.id) return;
+  const values = {};
+  for (const field of form.querySelectorAll("textarea, input[type=text]")) {
+    if (field.name && field.value) values[field.name] = field.value;
+  }
+  try { drafts.setItem(draftKey(form), JSON.stringify(values)); } catch { /* storage full: no draft */ }
+});
+function forgetDraft(form) {
+  if (drafts && form.id) drafts.removeItem(draftKey(form));
+}
+document.addEventListener("submit", (event) => {
+  // Sent without htmx: the answer is a new page, which shows the form again if refused.
+  if (event.target.matches(".generation-form") && !event.defaultPrevented) forgetDraft(event.target);
+});
+document.addEventListener("DOMContentLoaded", () => {
+  if (!drafts) return;
+  for (const form of document.querySelectorAll(".generation-form[id]")) {
+    let values;
+    try { values = JSON.parse(drafts.getItem(draftKey(form)) || "{}"); } catch { values = {}; }
+    for (const [name, value] of Object.entries(values)) {
+      const field = form.querySelector(`textarea[name="${CSS.escape(name)}"], input[type=text][name="${CSS.escape(name)}"]`);
+      // Left as the page gave it (empty): the next listener raises its events.
+      if (field && !field.value && !field.defaultValue && typeof value === "string") field.value = value;
+    }
+  }
+});
+
 // What was typed, chosen or picked in a form before the page's scripts started (a quick
 // member while the page loads) raised its events before anyone listened: raised again now,
 // so the previews, the size checks, the estimate and a model's options follow it. htmx's
@@ -496,6 +534,9 @@ document.addEventListener("htmx:afterRequest", (event) => {
   const form = event.detail.elt;
   if (!(form instanceof HTMLFormElement) || !form.matches(".generation-form")) return;
   if (!event.detail.xhr || event.detail.xhr.status !== 200) return;
+  // Sent to sign in (the session ended): nothing was started, the draft is kept.
+  if (event.detail.xhr.getResponseHeader("HX-Redirect")) return;
+  forgetDraft(form);
   for (const list of form.querySelectorAll(".errorlist, .error-box")) list.remove();
   for (const field of form.querySelectorAll("[aria-invalid]")) field.removeAttribute("aria-invalid");
   for (const group of form.querySelectorAll(".has-error")) group.classList.remove("has-error");
@@ -515,6 +556,33 @@ document.addEventListener("htmx:afterSettle", (event) => {
   announce(form.dataset.refused);
   const invalid = form.querySelector("[aria-invalid=true]");
   if (invalid && (!document.activeElement || document.activeElement === document.body)) invalid.focus();
+});
+
+// A refused form comes back in its own place with new, empty file inputs (a page cannot
+// fill a file input): the files the member chose go into them again, and their previews
+// follow. Not into a field the server found fault with: that file is the one to replace.
+const keptFiles = new Map(); // a form's id -> its chosen files, by input name
+document.addEventListener("htmx:beforeSwap", (event) => {
+  const form = event.detail.target;
+  if (!(form instanceof HTMLFormElement) || !form.matches(".generation-form") || !form.id) return;
+  const files = new Map();
+  for (const input of form.querySelectorAll("input[type=file][name]")) {
+    if (input.files && input.files.length) files.set(input.name, input.files);
+  }
+  keptFiles.set(form.id, files);
+});
+document.addEventListener("htmx:afterSwap", () => {
+  for (const [id, files] of keptFiles) {
+    keptFiles.delete(id);
+    const form = document.getElementById(id);
+    if (!form) continue;
+    for (const [name, chosen] of files) {
+      const input = form.querySelector(`input[type=file][name="${CSS.escape(name)}"]`);
+      if (!input || input.getAttribute("aria-invalid") === "true" || input.files.length) continue;
+      input.files = chosen;
+      input.dispatchEvent(new Event("change", { bubbles: true }));
+    }
+  }
 });
 
 // One card per job: a job can arrive twice (the form's answer and the other-tab check below).
