@@ -10,6 +10,7 @@ its one. What PixVerse refuses is refused here first, with the same rules
 """
 
 import math
+from functools import cached_property
 
 from django import forms
 from django.conf import settings
@@ -140,12 +141,35 @@ class FromVideoMixin(forms.Form):
 # --- Transition ---------------------------------------------------------------------------
 
 
-class TransitionForm(GenerationForm):
+class EarlierImagesMixin(forms.Form):
+    """A form started from an earlier job of its kind (remix) uses that job's images where
+    no new file is chosen; the form shows them (dashboard.html), so the member sees what
+    will be sent."""
+
+    source = forms.UUIDField(required=False, widget=forms.HiddenInput)
+    sources = None  # the jobs this member may start from (set by the form's __init__)
+
+    @cached_property
+    def earlier_job(self) -> Generation | None:
+        code = self["source"].value()
+        if not code or self.sources is None:
+            return None
+        try:
+            return self.sources.filter(code=code, kind=self.kind).first()
+        except ValidationError:
+            return None
+
+    @cached_property
+    def earlier_images(self) -> list[SourceInput]:
+        job = self.earlier_job
+        return [source for source in job.inputs.all() if source.is_image] if job else []
+
+
+class TransitionForm(EarlierImagesMixin, GenerationForm):
     """A video from a first frame to a last frame: two images and a prompt."""
 
     first_image = forms.FileField(label=_("First frame"), required=False)
     last_image = forms.FileField(label=_("Last frame"), required=False)
-    source = forms.UUIDField(required=False, widget=forms.HiddenInput)
     kind = Generation.Kind.TRANSITION
     tab_label = _("Transition")
     submit_label = _("Make the transition")
@@ -172,20 +196,9 @@ class TransitionForm(GenerationForm):
             checked_image(upload)
         return upload
 
-    def earlier_inputs(self) -> dict:
-        """The frames of the earlier transition this form starts from (remix), by role."""
-        code = self["source"].value()
-        if not code or self.sources is None:
-            return {}
-        try:
-            job = self.sources.filter(code=code, kind=self.kind).first()
-        except ValidationError:
-            return {}
-        return {source.role: source for source in job.inputs.all()} if job else {}
-
     def clean(self):
         data = super().clean()
-        earlier = self.earlier_inputs()
+        earlier = {source.role: source for source in self.earlier_images}
         for name, role in (("first_image", Role.FIRST_FRAME), ("last_image", Role.LAST_FRAME)):
             if not data.get(name) and name not in self.errors:
                 if role in earlier:
@@ -384,13 +397,12 @@ def _reference_fields() -> tuple:
     )
 
 
-class FusionForm(GenerationForm):
+class FusionForm(EarlierImagesMixin, GenerationForm):
     """A video made of one to three reference images, each called by its name in the prompt."""
 
     ref1_image, ref1_name, ref1_type = _reference_fields()
     ref2_image, ref2_name, ref2_type = _reference_fields()
     ref3_image, ref3_name, ref3_type = _reference_fields()
-    source = forms.UUIDField(required=False, widget=forms.HiddenInput)
     kind = Generation.Kind.FUSION
     tab_label = _("Fusion")
     submit_label = _("Fuse the images")
@@ -413,16 +425,6 @@ class FusionForm(GenerationForm):
         return [{"n": n, "image": self[f"ref{n}_image"], "name": self[f"ref{n}_name"],
                  "type": self[f"ref{n}_type"]} for n in REFERENCE_SLOTS]
 
-    def earlier_references(self) -> list[SourceInput]:
-        code = self["source"].value()
-        if not code or self.sources is None:
-            return []
-        try:
-            job = self.sources.filter(code=code, kind=self.kind).first()
-        except ValidationError:
-            return []
-        return list(job.inputs.all()) if job else []
-
     def clean(self):
         data = super().clean()
         chosen = []
@@ -439,7 +441,7 @@ class FusionForm(GenerationForm):
             elif name and f"ref{n}_image" not in self.errors:
                 self.add_error(f"ref{n}_image", gettext("Choose the image called %(name)s.") % {"name": name})
         if not chosen and not self.errors:
-            chosen = [(source.role, source.name, source.file.name) for source in self.earlier_references()]
+            chosen = [(source.role, source.name, source.file.name) for source in self.earlier_images]
             if not chosen:
                 self.add_error("ref1_image", gettext("Choose at least one image."))
         names = [name.lower() for _type, name, _upload in chosen]

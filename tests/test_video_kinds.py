@@ -160,6 +160,10 @@ def test_remix_of_a_transition_uses_its_frames_when_none_are_chosen(as_alice, st
     earlier = Generation.objects.get()
     page = as_alice.get(reverse("dashboard"), {"mode": "transition", "from": earlier.code}).content.decode()
     assert f'value="{earlier.code}"' in page and "First" in page
+    # The member sees which frames will be sent.
+    assert "the frame of the earlier video is used" in page
+    for source in earlier.inputs.all():
+        assert reverse("input-file", args=[earlier.code, source.position]) in page
     response = create(as_alice, "transition", settings_of(prompt="Second", source=earlier.code))
     assert response.status_code == 200, response.content.decode()[:1500]
     remix = Generation.objects.get(prompt="Second")
@@ -333,6 +337,22 @@ def test_fusion_names_each_image_in_the_prompt(as_alice, started):  # noqa: F811
         assert json.loads(api.calls[-1].request.body)["image_references"] == [
             {"type": "subject", "img_id": 11, "ref_name": "hero"},
             {"type": "background", "img_id": 12, "ref_name": "city"}]
+
+
+def test_remix_of_a_fusion_shows_and_uses_its_named_images(as_alice, started):  # noqa: F811
+    create(as_alice, "fusion", {"model": "v4.5", "quality": "540p", "duration": "5", "aspect_ratio": "16:9",
+                                "ref1_image": png("hero.png"), "ref1_name": "hero", "ref1_type": "subject",
+                                "prompt": "@hero at dawn"})
+    earlier = Generation.objects.get()
+    page = as_alice.get(reverse("dashboard"), {"mode": "fusion", "from": earlier.code}).content.decode()
+    assert "the images of the earlier video are used" in page and "@hero · Subject" in page
+    assert reverse("input-file", args=[earlier.code, 0]) in page
+    response = create(as_alice, "fusion", {"model": "v4.5", "quality": "540p", "duration": "5",
+                                           "aspect_ratio": "16:9", "prompt": "@hero at dusk",
+                                           "source": earlier.code})
+    assert response.status_code == 200, response.content.decode()[:1500]
+    remix = Generation.objects.get(prompt="@hero at dusk")
+    assert [(i.name, i.file.name) for i in remix.inputs.all()] == [("hero", earlier.inputs.get().file.name)]
 
 
 def test_fusion_offers_only_its_models(as_alice):  # noqa: F811
