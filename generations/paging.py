@@ -27,6 +27,7 @@ class Page:
     has_next: bool
     total: int  # up to COUNT_CAP + 1
     count_is_capped: bool
+    previous: int = 0  # the page "Newer" leads to (past the end: the last one with rows)
 
     def __iter__(self):
         return iter(self.items)
@@ -48,7 +49,7 @@ class Page:
 
     @property
     def previous_page_number(self) -> int:
-        return self.number - 1
+        return self.previous or self.number - 1
 
 
 def page_of(queryset: QuerySet, number: str | int | None, size: int) -> Page:
@@ -62,5 +63,10 @@ def page_of(queryset: QuerySet, number: str | int | None, size: int) -> Page:
     start = (number - 1) * size
     rows = list(queryset[start:start + size + 1])
     total = queryset[:COUNT_CAP + 1].count()
+    previous = number - 1
+    if not rows and total <= COUNT_CAP:
+        # A page past the end (an old link, a history that shrank): back to the last page
+        # with rows in one step, not through every empty one.
+        previous = min(previous, max(1, -(-total // size)))
     return Page(items=rows[:size], number=number, has_next=len(rows) > size and number < MAX_PAGE,
-                total=min(total, COUNT_CAP), count_is_capped=total > COUNT_CAP)
+                total=min(total, COUNT_CAP), count_is_capped=total > COUNT_CAP, previous=previous)

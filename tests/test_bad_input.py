@@ -102,6 +102,14 @@ def test_the_deepest_page_offers_no_older_one(as_alice, alice, monkeypatch):
     assert "page=3" not in deepest.content.decode()
 
 
+def test_a_page_past_the_end_leads_back_to_the_last_page_with_jobs(as_alice, alice):
+    for n in range(30):  # two pages of 24
+        make(alice, prompt=f"job {n}")
+    past = as_alice.get(reverse("history"), {"page": 99})
+    assert past.status_code == 200 and list(past.context["page"]) == []
+    assert "page=2" in past.content.decode() and "page=98" not in past.content.decode()
+
+
 # --- Activity ------------------------------------------------------------------------------------------
 
 
