@@ -711,7 +711,7 @@ class UsageFilterForm(forms.Form):
     OWN_KEYS = "own"
 
     month = forms.CharField(label=_("Month"), required=False, max_length=7,
-                            widget=forms.TextInput(attrs={"type": "month", "placeholder": "YYYY-MM"}))
+                            widget=forms.TextInput(attrs={"type": "month", "placeholder": _("YYYY-MM")}))
     member = forms.ChoiceField(label=_("Member"), required=False)
     key = forms.ChoiceField(label=_("Key"), required=False)
     model = forms.ChoiceField(label=_("Model"), required=False,

@@ -102,8 +102,10 @@ def test_the_month_is_this_one_by_default(staff, alice, clock):
     assert figures(response).spent == 10
     page = response.content.decode()
     assert 'type="month" name="month" value="2026-03"' in page
-    assert "?month=2026-02" in page and "?month=2026-04" in page
+    # Back to February; no step to April, which has not begun.
+    assert "?month=2026-02" in page and "?month=2026-04" not in page
     assert 'href="/usage/records.csv?month=2026-03"' in page
+    assert "?month=2026-03" in staff.get(reverse("usage"), {"month": "2026-02"}).content.decode()
 
 
 def test_month_boundaries_are_in_utc(staff, alice, settings):
@@ -121,8 +123,8 @@ def test_months_step_over_the_year(staff):
     assert Month(2026, 12).next() == Month(2027, 1)
     assert Month(2027, 1).previous() == Month(2026, 12)
     assert Month(2026, 12).end == dt.datetime(2027, 1, 1, tzinfo=dt.UTC)
-    page = staff.get(reverse("usage"), {"month": "2026-12", "member": ""}).content.decode()
-    assert "month=2026-11" in page and "month=2027-01" in page
+    page = staff.get(reverse("usage"), {"month": "2025-12", "member": ""}).content.decode()
+    assert "month=2025-11" in page and "month=2026-01" in page
 
 
 # --- Figures and filters ----------------------------------------------------------------------------
