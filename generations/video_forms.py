@@ -440,7 +440,9 @@ class FusionForm(EarlierImagesMixin, GenerationForm):
                     chosen.append((data.get(f"ref{n}_type") or "subject", name, upload))
             elif name and f"ref{n}_image" not in self.errors:
                 self.add_error(f"ref{n}_image", gettext("Choose the image called %(name)s.") % {"name": name})
-        if not chosen and not self.errors:
+        # Said with the other fields' messages (an empty form hears of its images and its
+        # prompt at once), unless an image field already has its own.
+        if not chosen and not any(f"ref{n}_image" in self.errors for n in REFERENCE_SLOTS):
             chosen = [(source.role, source.name, source.file.name) for source in self.earlier_images]
             if not chosen:
                 self.add_error("ref1_image", gettext("Choose at least one image."))

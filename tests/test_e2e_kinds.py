@@ -17,15 +17,24 @@ pytestmark = pytest.mark.slow
 DONE_CARD = ".job-card.status-done:has-text('{}')"
 
 
-def test_a_transition_then_its_extend_then_a_lip_sync_of_that_each_play(portal, browser, tmp_path):
+def signed_in_with_two_frames(portal, browser, tmp_path, member: str, colours: tuple[str, str]):
+    """A new member signed in on a laptop-sized page, and two images of those colours to upload."""
     base, env = portal
-    django_shell(env, MEMBERS + "member('tara')")
-    first, last = tmp_path / "dawn.png", tmp_path / "dusk.png"
-    Image.new("RGB", (640, 360), "gold").save(first)
-    Image.new("RGB", (640, 360), "midnightblue").save(last)
+    django_shell(env, MEMBERS + f"member({member!r})")
+    frames = []
+    for colour in colours:
+        frames.append(tmp_path / f"{colour}.png")
+        Image.new("RGB", (640, 360), colour).save(frames[-1])
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     console = Console(page)
-    sign_in(page, base, "tara")
+    sign_in(page, base, member)
+    return page, console, *frames
+
+
+def test_a_transition_then_its_extend_then_a_lip_sync_of_that_each_play(portal, browser, tmp_path):
+    base, _env = portal
+    page, console, first, last = signed_in_with_two_frames(portal, browser, tmp_path, "tara",
+                                                           ("gold", "midnightblue"))
 
     # A transition from two uploaded images, each previewed.
     page.get_by_role("link", name="Transition").click()
@@ -75,14 +84,9 @@ def test_a_transition_then_its_extend_then_a_lip_sync_of_that_each_play(portal, 
 
 
 def test_a_refused_form_keeps_its_files_and_a_lost_session_keeps_the_words(portal, browser, tmp_path):
-    base, env = portal
-    django_shell(env, MEMBERS + "member('rita')")
-    first, last = tmp_path / "spring.png", tmp_path / "winter.png"
-    Image.new("RGB", (640, 360), "green").save(first)
-    Image.new("RGB", (640, 360), "white").save(last)
-    page = browser.new_page(viewport={"width": 1280, "height": 900})
-    console = Console(page)
-    sign_in(page, base, "rita")
+    base, _env = portal
+    page, console, first, last = signed_in_with_two_frames(portal, browser, tmp_path, "rita",
+                                                           ("green", "white"))
 
     # Refused for its missing prompt: the two chosen frames are still chosen and previewed,
     # so adding the prompt is all it takes.

@@ -355,6 +355,14 @@ def test_remix_of_a_fusion_shows_and_uses_its_named_images(as_alice, started):  
     assert [(i.name, i.file.name) for i in remix.inputs.all()] == [("hero", earlier.inputs.get().file.name)]
 
 
+def test_an_empty_fusion_form_asks_for_an_image_and_the_prompt_at_once(as_alice, started):  # noqa: F811
+    refused = create(as_alice, "fusion", {"model": "v4.5", "quality": "540p", "duration": "5",
+                                          "aspect_ratio": "16:9"})
+    page = refused.content.decode()
+    assert refused.status_code == 400
+    assert "Choose at least one image." in page and "This field is required." in page
+
+
 def test_fusion_offers_only_its_models(as_alice):  # noqa: F811
     page = as_alice.get(reverse("dashboard"), {"mode": "fusion"}).content.decode()
     assert '<option value="v4.5" selected>' in page and '<option value="v5"' not in page

@@ -436,6 +436,9 @@ document.addEventListener("change", (event) => {
     close.textContent = "×";
     close.addEventListener("click", () => box.remove());
     box.append(link, prompt, close);
+    // A batch finishing at once would stack toasts over the page's buttons: the three
+    // newest stay (each finished job is on its card and in the history anyway).
+    while (toasts.children.length >= 3) toasts.firstElementChild.remove();
     toasts.append(box);
     setTimeout(() => box.remove(), 12000);
     if ("Notification" in window && Notification.permission === "granted" && document.hidden) {
