@@ -1,6 +1,7 @@
 """The portal's forms: generation settings, the source image, a member's API key."""
 
 import contextlib
+import json
 import unicodedata
 import uuid
 
@@ -318,6 +319,13 @@ class GenerationForm(PaidForm):
         chosen = self["model"].value()
         self.spec = catalog.model_named(chosen if chosen in self.kind_models else default)
         self._fit_options()
+        # The browser stops at the chosen model's prompt limit (portal.js follows a change of
+        # model); clean() says so for a longer one sent without the browser's check.
+        if "prompt" in self.fields:
+            self.fields["prompt"].widget.attrs.update({
+                "maxlength": self.spec.prompt_max,
+                "data-prompt-max": json.dumps({name: catalog.model_named(name).prompt_max
+                                               for name in self.kind_models})})
         # A change of model brings that model's options (views.estimate); "consume" keeps
         # the change from also asking for the cost alone (the answer brings it).
         self.fields["model"].widget.attrs.update({

@@ -25,11 +25,13 @@ def test_the_form_follows_the_chosen_model_and_the_video_keeps_its_settings(port
     page.fill("#id_prompt", "A lighthouse in a storm, wide")
     expect(page.locator("#id_style")).to_be_visible()
     expect(page.locator("#id_generate_audio")).to_have_count(0)
+    expect(page.locator("#id_prompt")).to_have_attribute("maxlength", "2048")
 
     # With the keyboard: focus on the model, choose v6.
     page.locator("#id_model").focus()
     page.select_option("#id_model", "v6")
     expect(page.locator("#id_generate_audio")).to_be_visible()
+    expect(page.locator("#id_prompt")).to_have_attribute("maxlength", "5000")  # v6 takes longer prompts
     expect(page.locator("#id_style")).to_have_count(0)
     expect(page.locator("#id_motion_mode")).to_have_count(0)
     expect(page.locator("#id_duration option")).to_have_count(15)

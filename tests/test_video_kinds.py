@@ -368,6 +368,15 @@ def test_fusion_offers_only_its_models(as_alice):  # noqa: F811
     assert '<option value="v4.5" selected>' in page and '<option value="v5"' not in page
 
 
+def test_the_prompt_box_stops_at_the_chosen_models_limit(as_alice):  # noqa: F811
+    from generations import catalog
+
+    page = as_alice.get(reverse("dashboard")).content.decode()
+    box = re.search(r'<textarea[^>]*name="prompt"[^>]*>', page).group(0)
+    assert f'maxlength="{catalog.model_named(catalog.DEFAULT_MODEL).prompt_max}"' in box
+    assert "&quot;v6&quot;: 5000" in box  # what portal.js switches to with the model
+
+
 # --- Every kind on the dashboard, the card and the detail page --------------------------------
 
 

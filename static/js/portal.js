@@ -107,6 +107,18 @@ document.addEventListener("DOMContentLoaded", () => {
   }
 });
 
+// Each model has its own prompt limit (data-prompt-max, by model): the prompt box follows
+// the chosen model. Text already longer stays; the server's message says what to cut.
+document.addEventListener("change", (event) => {
+  const select = event.target;
+  if (!(select instanceof HTMLSelectElement) || select.name !== "model" || !select.form) return;
+  const prompt = select.form.querySelector("textarea[data-prompt-max]");
+  if (!prompt) return;
+  let limits = {};
+  try { limits = JSON.parse(prompt.dataset.promptMax); } catch { return; }
+  if (limits[select.value]) prompt.maxLength = limits[select.value];
+}, true); // capture: htmx's own listener on the model field stops the event (hx-trigger "consume")
+
 // An image over the form's limit (data-max-bytes) is refused next to its field before
 // anything is sent: the server does not read a request that large, so it could not give
 // the form back as it was typed. Picking another file clears the field's earlier message.
