@@ -220,8 +220,13 @@ class Scheduler:
         now = timezone.now()
         mono = time.monotonic()
         due = _pending().filter(Generation._unclaimed(now), next_attempt_at__lte=now)
-        keys = set(due.exclude(status=Generation.Status.DONE)
-                   .values_list("key_hash", flat=True).distinct())
+        # Which keys have a read due and which a submission: a key's step is chosen only
+        # among those (each look costs queries, and a tick goes over every busy key).
+        reading, sending = set(), set()
+        for key, status in (due.exclude(status=Generation.Status.DONE)
+                            .values_list("key_hash", "status").distinct()):
+            (reading if status == Generation.Status.RUNNING else sending).add(key)
+        keys = reading | sending
         # A balance read goes before the key's jobs only once it has waited a while:
         # reading it after every submission would take every other request slot.
         balance_due = dict(ApiCredential.objects.filter(balance_due_at__lte=now)
@@ -248,7 +253,7 @@ class Scheduler:
             if balance_first:
                 started = self._start_balance_read(key)
             if not started and key in keys:
-                started = self._start_job_step(key, now)
+                started = self._start_job_step(key, now, reads=key in reading, submissions=key in sending)
             if not started and key in balance_due and not balance_first:
                 started = self._start_balance_read(key)
             interval = settings.PIXVERSE_MIN_INTERVAL if started else 0.5
@@ -267,8 +272,9 @@ class Scheduler:
             of_key = sum(1 for k, _step in self.in_flight.values() if k == key)
         return total >= settings.PORTAL_SCHEDULER_THREADS or of_key >= STEPS_IN_FLIGHT_PER_KEY
 
-    def _start_job_step(self, key: str, now: datetime) -> bool:
-        chosen = work_out_step(key, now, after=self.last_step.get(key))
+    def _start_job_step(self, key: str, now: datetime, *, reads: bool, submissions: bool) -> bool:
+        chosen = work_out_step(key, now, after=self.last_step.get(key), reads=reads,
+                               submissions=submissions)
         if chosen is None:
             return False
         generation, step = chosen
@@ -392,8 +398,12 @@ def _find_a_key(generation: Generation) -> None:
 # --- Choosing a key's next step -------------------------------------------------------------
 
 
-def work_out_step(key_hash: str, now: datetime, after: str | None = None):
+def work_out_step(key_hash: str, now: datetime, after: str | None = None, *,
+                  reads: bool = True, submissions: bool = True):
     """The key's next step, (job, "read" or "submit"), or None when nothing is due.
+
+    reads / submissions False: the caller knows none of that kind is due (the
+    tick's one look at every key), so it is not looked for.
 
     When both a status read and a submission are due, they take turns (after
     is what the previous step was), except that reads go first while several
@@ -403,12 +413,12 @@ def work_out_step(key_hash: str, now: datetime, after: str | None = None):
     that kind finish, reads are guesses and never hold submissions back.
     A read asked for by a webhook (the video ended) goes first too.
     """
-    reads = _reads_worth_making(key_hash, now, limit=2)
-    read = reads[0] if reads else None
-    submission = _next_submission(key_hash, now)
+    due_reads = _reads_worth_making(key_hash, now, limit=2) if reads else []
+    read = due_reads[0] if due_reads else None
+    submission = _next_submission(key_hash, now) if submissions else None
     if read and submission:
         usual = learned_duration(read.quality, read.duration)
-        backlog = len(reads) > 1 and usual is not None and now - read.submitted_at >= usual
+        backlog = len(due_reads) > 1 and usual is not None and now - read.submitted_at >= usual
         take_turn = after == "read" and not backlog and not _read_asked(read)
         return (submission, "submit") if take_turn else (read, "read")
     if read:
