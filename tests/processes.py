@@ -49,15 +49,25 @@ def wait_until_serving(port: int, seconds: float = 60, path: str = "/accounts/lo
 def web_session():
     """A requests session for a server under test that opens a new connection per request.
 
-    gunicorn closes a kept-alive connection after 2 idle seconds; when that close
-    crosses the test's next request on the wire the request dies with "connection
-    reset by peer" (a browser sends it again, requests does not). One connection
-    per request leaves no idle connection for the server to close.
+    A server closes a kept-alive connection when it likes: gunicorn after 2 idle
+    seconds, runserver right after answering a request that said "Connection:
+    close" (without saying so in its answer). When that close crosses the test's
+    next request on the wire, the request dies unanswered ("connection reset by
+    peer", "remote end closed connection without response"); a browser sends it
+    again, requests does not. So no connection is ever used twice: the pool is
+    emptied before each request, a redirect's included.
     """
     import requests
+    from requests.adapters import HTTPAdapter
+
+    class OneConnectionPerRequest(HTTPAdapter):
+        def send(self, request, **kwargs):
+            self.poolmanager.clear()  # closes the connection the last answer came on
+            return super().send(request, **kwargs)
 
     session = requests.Session()
     session.headers["Connection"] = "close"
+    session.mount("http://", OneConnectionPerRequest())
     return session
 
 

@@ -99,7 +99,7 @@ def test_dev_run_serves_the_portal_and_the_sandbox_and_stops_on_ctrl_c(tmp_path)
         assert json.loads(balance.stdout)["total"] > 0
     except BaseException:
         # What the portal said after the demo login (a traceback of the web server, say)
-        # is shown with the failure: once, a sign-in's connection was closed unanswered.
+        # is shown with the failure.
         stop_on_ctrl_c(process)
         print("".join(rest))
         raise
