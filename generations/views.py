@@ -160,6 +160,10 @@ def _dashboard_context(request: HttpRequest, start_from: Generation | None = Non
         if video:
             initial["source_video"] = video
         form = form_class(initial=initial, **_form_kwargs(request, mode))
+        if video and "source_video" in form.fields and video not in dict(form.fields["source_video"].choices):
+            # Deleted or made private (in another tab, by its owner) since the link was shown.
+            messages.warning(request, _("That video is no longer there (deleted or private): "
+                                        "choose another one or upload one."))
     return {
         **_balance(request),
         "has_key": bool(choices),
@@ -180,6 +184,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     if code := request.GET.get("from"):
         with contextlib.suppress(ValidationError):
             start_from = _reusable(request).filter(code=code).first()
+        if start_from is None and roles.may_generate(request.user):
+            # Deleted or made private since its Remix link was shown (another tab, its owner).
+            messages.warning(request, _("The video to remix is no longer there (deleted or private): "
+                                        "the form starts from the usual settings."))
     mode = request.GET.get("mode") or (start_from.kind if start_from else "text")
     if mode not in FORMS:
         mode = Generation.Kind.TEXT
@@ -230,6 +238,17 @@ def _job_gone(request: HttpRequest, code) -> HttpResponse:
     response = render(request, "generations/dashboard.html#job-gone", {"code": code}, status=404)
     response["X-Job-Gone"] = "1"
     return response
+
+
+def _own_card_action_target(request: HttpRequest, code) -> Generation | HttpResponse:
+    """The member's job for a button on its card, or, when it is gone (deleted or made
+    private in another tab), the gone card in that card's place (htmx) or a 404."""
+    generation = Generation.objects.filter(code=code, owner=request.user).first()
+    if generation is not None:
+        return generation
+    if not request.htmx:
+        raise Http404
+    return reswap(retarget(_job_gone(request, code), f"#job-{code}"), "outerHTML")
 
 
 def _card(request: HttpRequest, generation: Generation) -> HttpResponse:
@@ -449,7 +468,9 @@ def card(request: HttpRequest, code) -> HttpResponse:
 def retry(request: HttpRequest, code) -> HttpResponse:
     """Try again with the same settings (and key), as a new job with its own trace id."""
     roles.require_generate(request.user)
-    original = _get_own_generation(request, code)
+    original = _own_card_action_target(request, code)
+    if isinstance(original, HttpResponse):
+        return original
     try:
         choice = keys.choice_for_job(request.user, original)
         generation = keys.reserve(choice, original.credits, original.retry)
@@ -465,7 +486,9 @@ def retry(request: HttpRequest, code) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, code) -> HttpResponse:
-    generation = _get_own_generation(request, code)
+    generation = _own_card_action_target(request, code)
+    if isinstance(generation, HttpResponse):
+        return generation
     generation.cancel()
     return _card(request, generation) if request.htmx else redirect("dashboard")
 

@@ -189,6 +189,22 @@ def test_remix_opens_the_form_with_a_team_mates_settings_and_image(as_alice, tea
     assert '<option value="720p" selected>' in page
 
 
+def test_remix_or_extend_of_a_video_deleted_meanwhile_says_so(as_alice, team):
+    """The link was shown in another tab, or by a team mate who then deleted or hid the video."""
+    job = make(team[1], prompt="Bobs forest", status=S.DONE, video_id=5)
+    code = job.code
+    assert "no longer there" not in as_alice.get(f"/?from={code}").content.decode()
+    assert "no longer there" not in as_alice.get(f"/?mode=extend&video={code}").content.decode()
+    job.delete()
+    remix = as_alice.get(f"/?from={code}")
+    assert remix.status_code == 200
+    assert "The video to remix is no longer there" in remix.content.decode()
+    assert "Bobs forest" not in remix.content.decode()
+    extend = as_alice.get(f"/?mode=extend&video={code}").content.decode()
+    assert "That video is no longer there" in extend
+    assert "no longer there" not in as_alice.get("/?mode=extend").content.decode()
+
+
 # --- Delete and privacy -------------------------------------------------------------------------------
 
 

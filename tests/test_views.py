@@ -292,6 +292,21 @@ def test_a_team_mates_shared_job_can_be_seen_but_not_changed(as_alice, bob, star
     assert Generation.objects.get().status == S.FAILED
 
 
+@pytest.mark.parametrize("name", ["retry", "cancel"])
+def test_a_button_on_the_card_of_a_job_deleted_in_another_tab_says_it_is_gone(as_alice, alice, started,
+                                                                              name):
+    generation = make_generation(alice, status=S.FAILED if name == "retry" else S.QUEUED)
+    code = generation.code
+    generation.delete()
+    response = as_alice.post(reverse(name, args=[code]), headers={"HX-Request": "true"})
+    # portal.js swaps a gone card in (X-Job-Gone) in place of the one clicked on.
+    assert response.status_code == 404 and response["X-Job-Gone"] == "1"
+    assert response["HX-Retarget"] == f"#job-{code}" and response["HX-Reswap"] == "outerHTML"
+    assert "was deleted or made private" in response.content.decode()
+    assert as_alice.post(reverse(name, args=[code])).status_code == 404
+    assert not Generation.objects.exists()
+
+
 def test_an_active_card_keeps_polling_and_a_finished_one_stops(as_alice, alice):
     generation = make_generation(alice, status=S.RUNNING)
     url = reverse("card", args=[generation.code])
