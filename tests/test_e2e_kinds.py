@@ -31,17 +31,22 @@ def signed_in_with_two_frames(portal, browser, tmp_path, member: str, colours: t
     return page, console, *frames
 
 
+def open_transition_with_frames(page, first, last) -> None:
+    """The transition form with its two frames chosen, each previewed."""
+    page.get_by_role("link", name="Transition").click()
+    page.set_input_files("#id_first_image", str(first))
+    page.set_input_files("#id_last_image", str(last))
+    expect(page.locator("#first-preview")).to_be_visible()
+    expect(page.locator("#last-preview")).to_be_visible()
+
+
 def test_a_transition_then_its_extend_then_a_lip_sync_of_that_each_play(portal, browser, tmp_path):
     base, _env = portal
     page, console, first, last = signed_in_with_two_frames(portal, browser, tmp_path, "tara",
                                                            ("gold", "midnightblue"))
 
     # A transition from two uploaded images, each previewed.
-    page.get_by_role("link", name="Transition").click()
-    page.set_input_files("#id_first_image", str(first))
-    page.set_input_files("#id_last_image", str(last))
-    expect(page.locator("#first-preview")).to_be_visible()
-    expect(page.locator("#last-preview")).to_be_visible()
+    open_transition_with_frames(page, first, last)
     page.fill("#id_prompt", "Dawn turns to dusk over the bay")
     expect(page.locator(".estimate")).to_contain_text("Estimated cost: 45 credits")
     page.get_by_role("button", name="Make the transition").click()
@@ -90,9 +95,7 @@ def test_a_refused_form_keeps_its_files_and_a_lost_session_keeps_the_words(porta
 
     # Refused for its missing prompt: the two chosen frames are still chosen and previewed,
     # so adding the prompt is all it takes.
-    page.get_by_role("link", name="Transition").click()
-    page.set_input_files("#id_first_image", str(first))
-    page.set_input_files("#id_last_image", str(last))
+    open_transition_with_frames(page, first, last)
     page.get_by_role("button", name="Make the transition").click()
     expect(page.locator("#transition-form .errorlist")).to_have_count(1)
     expect(page.locator("#first-preview")).to_be_visible()
