@@ -46,3 +46,15 @@ def check_sandbox_in_production(app_configs, **kwargs) -> list[Error]:
             id="pixverse.E004",
         )]
     return []
+
+
+@register(Tags.staticfiles, deploy=True)
+def check_static_manifest(app_configs, **kwargs) -> list[Error]:
+    if settings.STATIC_HASHED and not settings.STATIC_MANIFEST.exists():
+        return [Error(
+            f"STATIC_HASHED is on but {settings.STATIC_MANIFEST} is missing: every page would fail.",
+            hint="Run `manage.py collectstatic --no-input` (the image does it at build time), or "
+                 "leave STATIC_HASHED unset to serve static/ under plain names.",
+            id="pixverse.E005",
+        )]
+    return []

@@ -23,6 +23,15 @@ from django.http import FileResponse, HttpRequest, HttpResponse, HttpResponseRed
 from django.utils.cache import patch_cache_control
 from django.utils.http import content_disposition_header
 
+# The only types a stored file is served as, to be shown in the page: the images, videos
+# and sounds the forms take. Anything else -- a member's upload named page.html or p.js
+# (an image that also parses as a script), an old file -- goes as bytes to download: a
+# file must never run as a page or a script on the portal's own origin.
+INLINE_TYPES = frozenset({
+    "image/png", "image/jpeg", "image/webp", "image/gif",
+    "video/mp4", "video/quicktime", "video/webm",
+    "audio/mpeg", "audio/wav", "audio/x-wav", "audio/mp4", "audio/aac", "audio/x-m4a",
+})
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 CHUNK = 64 * 1024
 
@@ -69,7 +78,9 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | None:
 def serve(request: HttpRequest, stored: FieldFile, *, content_type: str | None = None,
           filename: str = "", as_attachment: bool = False) -> HttpResponse:
     """The stored file, whole or the byte range asked for."""
-    content_type = content_type or mimetypes.guess_type(stored.name)[0] or "application/octet-stream"
+    content_type = content_type or mimetypes.guess_type(stored.name)[0]
+    if content_type not in INLINE_TYPES:
+        content_type, as_attachment = "application/octet-stream", True
     disposition = content_disposition_header(as_attachment, filename) if filename or as_attachment else None
     if not isinstance(stored.storage, FileSystemStorage):
         # A private bucket: a link signed for a few minutes, asking the bucket to answer

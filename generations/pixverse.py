@@ -996,7 +996,7 @@ class PixVerseClient:
         status = response.status_code
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested too deep to read
             body = None
         if not isinstance(body, dict) or "ErrCode" not in body:
             if status in (404, 405):

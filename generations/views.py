@@ -321,11 +321,17 @@ def _sent_before(request: HttpRequest, code: uuid.UUID | None) -> Generation | N
     return Generation.objects.filter(code=code, owner=request.user).first() if code else None
 
 
+# The extensions an input keeps from its upload's name: those of the images, videos and
+# sounds the forms take (their content was checked). Any other name gets none: the
+# extension chooses the type the file is served with (media.serve).
+INPUT_EXTENSIONS = frozenset({"png", "jpg", "jpeg", "webp", "mp4", "mov", "webm", "mp3", "wav", "m4a",
+                              "aac"})
+
+
 def _input_name(role: str, position: int, uploaded_as: str) -> str:
-    """A stored input's file name: ours, with the upload's extension if it is a plain one."""
+    """A stored input's file name: ours, with the upload's extension if it is a media one."""
     extension = uploaded_as.rsplit(".", 1)[-1].lower() if "." in uploaded_as else ""
-    plain = extension.isalnum() and len(extension) <= 5
-    return f"{role}-{position}.{extension}" if plain else f"{role}-{position}"
+    return f"{role}-{position}.{extension}" if extension in INPUT_EXTENSIONS else f"{role}-{position}"
 
 
 def _store_generation(request: HttpRequest, form, name: str, code: uuid.UUID | None) -> Generation:

@@ -61,7 +61,7 @@ def payload_readings(body: bytes) -> list[str]:
     readings = [quote(body), quote(body, safe=""), text]
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         document = None
     if isinstance(document, dict):
         as_json = [(k, v if isinstance(v, str) else json.dumps(v, separators=(",", ":")))
@@ -84,7 +84,8 @@ def check_headers(timestamp: str | None, nonce: str | None, given_signature: str
     """The three headers, present and well-formed, and the timestamp within the window."""
     if not timestamp or not nonce or not given_signature:
         raise Refused(400, "missing Webhook-Timestamp, Webhook-Nonce or Webhook-Signature")
-    if not timestamp.isascii() or not timestamp.isdigit():
+    # At most 12 digits: int() of thousands of digits raises, and no such time is near now.
+    if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise Refused(400, "Webhook-Timestamp is not unix seconds")
     if abs(int(timestamp) - now) > TOLERANCE_SECONDS:
         raise Refused(400, "Webhook-Timestamp outside the allowed window")
@@ -106,12 +107,12 @@ def video_id_of(body: bytes) -> int:
     """The video id a (signed) webhook is about: a string or a number in "id"."""
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise Refused(400, "body is not JSON") from None
     raw = document.get("id") if isinstance(document, dict) else None
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise Refused(400, "no video id")
     text = str(raw).strip()
-    if not text.isascii() or not text.isdigit() or int(text) >= 2**63:
+    if not text.isascii() or not text.isdigit() or len(text) > 19 or int(text) >= 2**63:
         raise Refused(400, "no video id")
     return int(text)

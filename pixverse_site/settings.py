@@ -259,9 +259,13 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
 # Compressed, content-hashed names that whitenoise serves with far-future cache
-# headers. They need `collectstatic` (the image runs it at build time), so a
-# run without it (tests, benchmarks in place) turns them off.
-STATIC_HASHED = env_bool("STATIC_HASHED", not DEBUG)
+# headers. They need `collectstatic` (the image runs it at build time): without
+# its manifest (tests, benchmarks in place, a production run that skipped it)
+# they are off by default, and whitenoise serves static/ itself under the plain
+# names -- every page naming a static file would otherwise be a 500.
+STATIC_MANIFEST = STATIC_ROOT / "staticfiles.json"
+STATIC_HASHED = env_bool("STATIC_HASHED", not DEBUG and STATIC_MANIFEST.exists())
+WHITENOISE_USE_FINDERS = DEBUG or not STATIC_HASHED
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"

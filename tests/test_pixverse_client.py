@@ -515,6 +515,7 @@ def test_a_server_429_is_plain_rate_limited_with_its_retry_after(client, api, he
     {"json": {"ErrCode": 0, "ErrMsg": "success", "Resp": "text"}},
     {"json": ok({"credit_monthly": 1})},
     {"json": ok({"account_id": "abc", "credit_monthly": 1, "credit_package": 2})},
+    {"body": "[" * 30000 + "]" * 30000},  # too deep for the JSON reader
 ])
 def test_a_malformed_answer_is_an_error_not_a_crash(client, api, kwargs):
     api.get(f"{BASE}/account/balance", **kwargs)

@@ -47,6 +47,21 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_production_run_without_collectstatic_serves_its_pages_and_static_files(tmp_path):
+    """Hashed names need collectstatic's manifest: without it, plain names, not a 500 on every page."""
+    env = production_env(tmp_path, STATIC_ROOT=str(tmp_path / "never-collected"))
+    assert manage(env, "migrate", "-v", "0").returncode == 0
+    code = ("from django.test import Client; c = Client(HTTP_HOST='portal.example.com'); "
+            "page = c.get('/accounts/login/', secure=True); "
+            "css = c.get('/static/css/portal.css', secure=True); "
+            "print(page.status_code, css.status_code, '/static/css/portal.css' in page.content.decode())")
+    result = manage(env, "shell", "-c", code)
+    assert result.stdout.split()[-3:] == ["200", "200", "True"], result.stdout + result.stderr
+    hashed = manage({**env, "STATIC_HASHED": "true"}, "check", "--deploy")
+    assert hashed.returncode != 0 and "pixverse.E005" in hashed.stderr
+
+
+@pytest.mark.slow
 def test_check_deploy_refuses_generated_keys_and_the_sandbox(tmp_path):
     env = production_env(tmp_path, PIXVERSE_SANDBOX_ENABLED="true")
     del env["SECRET_KEY"], env["PORTAL_ENCRYPTION_KEYS"]

@@ -408,6 +408,38 @@ def test_the_detail_page_shows_the_inputs_and_what_it_was_made_from(as_alice, st
     assert f"?mode=lip_sync&amp;video={finished.code}" in done
 
 
+@pytest.mark.parametrize("name", ["page.html", "p.js", "frame.svg", "frame"])
+def test_an_upload_named_as_a_page_or_a_script_is_never_served_as_one(as_alice, started, name):  # noqa: F811
+    """A valid image with HTML or a script after it passes the image check: its name must not
+    choose how it is served (it would run on the portal's origin, past the CSP's 'self')."""
+    polyglot = SimpleUploadedFile(name, png().read() + b"<script>alert(document.cookie)</script>",
+                                  content_type="text/html")
+    assert create(as_alice, "transition", settings_of(prompt="p", first_image=polyglot,
+                                                      last_image=png())).status_code == 200
+    job = Generation.objects.get()
+    first, last = job.inputs.order_by("position")
+    assert "." not in first.file.name.rsplit("/", 1)[-1]
+    served = as_alice.get(reverse("input-file", args=[job.code, 0]))
+    assert served["Content-Type"] == "application/octet-stream"
+    assert served["Content-Disposition"].startswith("attachment")
+    assert last.file.name.endswith(".png")
+    image = as_alice.get(reverse("input-file", args=[job.code, 1]))
+    assert image["Content-Type"] == "image/png" and "attachment" not in image.get("Content-Disposition", "")
+
+
+def test_a_stored_file_of_another_type_is_sent_as_bytes_to_download(alice, rf):  # noqa: F811
+    """Files stored before names were checked (or by hand) are not served as what they say."""
+    from generations import media
+
+    job = Generation.objects.create(owner=alice, kind="transition", prompt="p", model="v5", quality="540p",
+                                    duration=5, credits=45)
+    source = SourceInput(generation=job, position=0, role=SourceInput.Role.FIRST_FRAME)
+    source.file.save("first-0.html", ContentFile(b"<script>alert(1)</script>"), save=True)
+    response = media.serve(rf.get("/"), source.file)
+    assert response["Content-Type"] == "application/octet-stream"
+    assert response["Content-Disposition"].startswith("attachment")
+
+
 # --- Effect templates and sound effects on text and image videos ------------------------------
 
 

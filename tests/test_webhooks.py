@@ -131,6 +131,7 @@ def test_a_signature_of_another_body_or_secret_is_refused():
     ("1699999699", NONCE, "sig", "window"),
     ("1700000301", NONCE, "sig", "window"),
     ("1700000000", "n" * 65, "sig", "too long"),
+    ("9" * 5000, NONCE, "sig", "unix seconds"),  # int() of it would raise
 ])
 def test_bad_headers_are_refused_with_400(timestamp, nonce, signature, reason):
     with pytest.raises(webhooks.Refused, match=reason) as refused:
@@ -152,7 +153,8 @@ def test_the_video_id_may_be_a_string_or_a_number(body, video_id):
 
 
 @pytest.mark.parametrize("body", ['{"id": true}', '{"id": "12a"}', '{"id": null}', "[1]", "not json",
-                                  '{"id": "99999999999999999999"}'])
+                                  '{"id": "99999999999999999999"}', '{"id": "%s"}' % ("9" * 5000),
+                                  "[" * 30000 + "]" * 30000])
 def test_a_body_without_a_video_id_is_refused(body):
     with pytest.raises(webhooks.Refused):
         webhooks.video_id_of(body.encode())
@@ -242,6 +244,12 @@ def test_a_nonce_is_remembered_for_the_whole_window():
 @pytest.mark.parametrize("header", ["Webhook-Timestamp", "Webhook-Nonce", "Webhook-Signature"])
 def test_a_missing_header_is_refused(client, secret_set, running, header):
     assert post(client, pixverse_body(), drop=header).status_code == 400
+
+
+@pytest.mark.parametrize("body", ["[" * 30000 + "]" * 30000, '{"id": "%s"}' % ("9" * 5000)])
+def test_a_body_that_cannot_be_read_is_refused_not_an_error(client, secret_set, running, body):
+    assert post(client, body).status_code in (400, 403)
+    assert post(client, pixverse_body(), timestamp="9" * 5000).status_code == 400
 
 
 def test_a_body_over_64_kib_is_refused_with_413(client, secret_set, running):
