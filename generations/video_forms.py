@@ -392,7 +392,7 @@ def _reference_fields() -> tuple:
         forms.FileField(label=_("Image"), required=False),
         forms.CharField(label=_("Name"), required=False, max_length=api_kinds.REFERENCE_NAME_MAX_LENGTH,
                         help_text=_("Call it @name in the prompt.")),
-        forms.ChoiceField(label=_("Is the"), initial="subject", required=False,
+        forms.ChoiceField(label=_("Used as"), initial="subject", required=False,
                           choices=[("subject", _("Subject")), ("background", _("Background"))]),
     )
 
@@ -428,9 +428,11 @@ class FusionForm(EarlierImagesMixin, GenerationForm):
     def clean(self):
         data = super().clean()
         chosen = []
+        uploaded = False  # an image was sent, though its name (or it) may be refused
         for n in REFERENCE_SLOTS:
             upload, name = data.get(f"ref{n}_image"), (data.get(f"ref{n}_name") or "").strip()
             if upload:
+                uploaded = True
                 checked = self._checked(f"ref{n}_image", upload)
                 if not api_kinds.reference_name_is_valid(name):
                     self.add_error(f"ref{n}_name", gettext(
@@ -442,7 +444,7 @@ class FusionForm(EarlierImagesMixin, GenerationForm):
                 self.add_error(f"ref{n}_image", gettext("Choose the image called %(name)s.") % {"name": name})
         # Said with the other fields' messages (an empty form hears of its images and its
         # prompt at once), unless an image field already has its own.
-        if not chosen and not any(f"ref{n}_image" in self.errors for n in REFERENCE_SLOTS):
+        if not chosen and not uploaded and not any(f"ref{n}_image" in self.errors for n in REFERENCE_SLOTS):
             chosen = [(source.role, source.name, source.file.name) for source in self.earlier_images]
             if not chosen:
                 self.add_error("ref1_image", gettext("Choose at least one image."))

@@ -54,6 +54,14 @@ class HtmxSignInRedirectMiddleware:
             return response
         if urlsplit(response["Location"]).path != resolve_url(settings.LOGIN_URL):
             return response
+        if request.method == "GET" and request.headers.get("X-Portal-Background") == "1":
+            # A poll, or a request following the member's typing (portal.js marks them):
+            # the page is not taken away from under them; it says the session ended.
+            response = HttpResponse(status=200)
+            response["HX-Reswap"] = "none"
+            response["HX-Trigger"] = "portal:session-ended"
+            patch_vary_headers(response, ["HX-Request", "X-Portal-Background"])
+            return response
         # current_url_abs_path is None unless the page is on this very site.
         back = request.htmx.current_url_abs_path or request.get_full_path()
         # "expired": a page already open lost its session (the sign-in page says so, even

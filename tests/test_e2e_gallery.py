@@ -394,6 +394,9 @@ def test_the_lightbox_works_on_history_pages_and_filters_swapped_in(portal, brow
     page.locator(".pagination").get_by_role("link", name="Older").click()
     page.wait_for_url("**page=2**")
     page.wait_for_function("document.querySelectorAll('#results .job-card').length === 2")
+    # The view and the focus go to the new page's top, not left by the link at the bottom.
+    page.wait_for_function("document.activeElement && document.activeElement.closest('#results') !== null")
+    assert 0 <= page.evaluate("document.getElementById('results').getBoundingClientRect().top") < 200
     facts = [card_facts(cards, i) for i in range(2)]
     cards.first.get_by_role("link", name="View large").click()
     page.get_by_role("dialog", name=facts[0]["prompt"]).wait_for()

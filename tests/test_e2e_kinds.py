@@ -104,11 +104,15 @@ def test_a_refused_form_keeps_its_files_and_a_lost_session_keeps_the_words(porta
     page.get_by_role("button", name="Make the transition").click()
     expect(page.locator(".job-card", has_text="Spring turns to winter")).to_be_visible()
 
-    # The session ends while a prompt is being written: sign-in says why, and back on the
-    # dashboard the prompt is there again.
+    # The session ends while a prompt is being written: the page's own requests (the
+    # estimate after a choice) leave the page where it is and say so; sending the form goes
+    # to sign in, which says why, and back on the dashboard the prompt and choices are there.
     page.goto(f"{base}/")
     page.fill("#id_prompt", "A lighthouse in a storm, seen from the sea")
     page.context.clear_cookies(name="sessionid")  # the CSRF cookie stays, as when a session expires
+    page.select_option("#id_quality", "720p")
+    expect(page.locator(".session-ended")).to_contain_text("Your session has ended")
+    assert page.url == f"{base}/"
     page.get_by_role("button", name="Generate video").click()
     page.wait_for_url(f"{base}/accounts/login/**")
     expect(page.locator("main .note")).to_contain_text("your session may have ended")
@@ -117,10 +121,12 @@ def test_a_refused_form_keeps_its_files_and_a_lost_session_keeps_the_words(porta
     page.click("main button[type=submit]")
     page.wait_for_url(f"{base}/")
     expect(page.locator("#id_prompt")).to_have_value("A lighthouse in a storm, seen from the sea")
+    expect(page.locator("#id_quality")).to_have_value("720p")
     # Once a job starts from it, the draft is gone.
     page.get_by_role("button", name="Generate video").click()
     expect(page.locator(".job-card", has_text="A lighthouse in a storm")).to_be_visible()
     page.reload()
     expect(page.locator("#id_prompt")).to_have_value("")
+    expect(page.locator("#id_quality")).to_have_value("540p")
     assert console.problems(allow=("400",)) == []
     page.close()

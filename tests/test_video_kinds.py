@@ -363,6 +363,18 @@ def test_an_empty_fusion_form_asks_for_an_image_and_the_prompt_at_once(as_alice,
     assert "Choose at least one image." in page and "This field is required." in page
 
 
+def test_a_fusion_image_without_a_name_is_asked_for_its_name_only(as_alice, started):  # noqa: F811
+    refused = create(as_alice, "fusion", {"model": "v4.5", "quality": "540p", "duration": "5",
+                                          "aspect_ratio": "16:9", "ref1_image": png("red.png"),
+                                          "ref1_name": "", "prompt": "@hero at dawn"})
+    page = refused.content.decode()
+    assert refused.status_code == 400
+    assert "Give it a name of letters" in page
+    # The image was chosen: not told otherwise (its field, unflagged, keeps the file in the page).
+    assert "Choose at least one image." not in page
+    assert not Generation.objects.exists()
+
+
 def test_fusion_offers_only_its_models(as_alice):  # noqa: F811
     page = as_alice.get(reverse("dashboard"), {"mode": "fusion"}).content.decode()
     assert '<option value="v4.5" selected>' in page and '<option value="v5"' not in page

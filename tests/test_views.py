@@ -721,6 +721,21 @@ def test_an_htmx_request_without_a_session_sends_the_browser_to_sign_in_and_back
     assert parse_qs(urlsplit(elsewhere.headers["HX-Redirect"]).query)["next"] == [reverse("balance")]
 
 
+def test_a_poll_or_the_estimate_without_a_session_leaves_the_page_where_it_is(client, alice):
+    """portal.js marks what the page asks by itself (X-Portal-Background): a running card's
+    poll must not take the page away while the member types; the page says it instead."""
+    job = make_generation(alice, status=S.RUNNING)
+    for url in (reverse("card", args=[job.code]), reverse("estimate")):
+        response = client.get(url, headers={**signed_out_htmx(), "X-Portal-Background": "1"})
+        assert response.status_code == 200 and response.content == b"", url
+        assert "HX-Redirect" not in response.headers and "Location" not in response.headers
+        assert response["HX-Trigger"] == "portal:session-ended" and response["HX-Reswap"] == "none"
+    # A form sent without a session still goes to sign in (its draft is kept in the tab).
+    sent = client.post(reverse("create-text"), TEXT,
+                       headers={**signed_out_htmx(), "X-Portal-Background": "1"})
+    assert "HX-Redirect" in sent.headers
+
+
 def test_a_plain_request_without_a_session_keeps_its_redirect(client, db):
     response = client.get(reverse("history"))
     assert response.status_code == 302 and "HX-Redirect" not in response.headers

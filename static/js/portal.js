@@ -48,24 +48,31 @@ document.addEventListener("change", (event) => {
     preview.removeAttribute("src");
   }
 });
-// What the member writes in a video form is kept in this tab (sessionStorage) until a job
-// is started from it: a session that ended while they wrote sends them to sign in, and back
-// on the dashboard the words are in their fields again. Only fields the page left empty
-// are filled (a remix's prompt stays the remix's), and only text: choices have defaults.
-const DRAFT_FIELDS = ".generation-form textarea, .generation-form input[type=text]";
+// What the member writes and chooses in a video form is kept in this tab (sessionStorage)
+// until a job is started from it: a session that ended while they wrote sends them to sign
+// in, and back on the dashboard the words and choices are in their fields again. Only
+// fields the page left as it gave them are filled (a remix's prompt stays the remix's).
+// Files cannot be kept (a page cannot fill a file input), nor hidden fields (the form's
+// one-time submission code among them).
+const DRAFT_FIELDS = "textarea, input[type=text], select, input[type=checkbox]";
 const draftKey = (form) => `portal-draft:${form.id}`;
 const drafts = (() => {
   try { return window.sessionStorage; } catch { return null; } // storage refused by the browser
 })();
-document.addEventListener("input", (event) => {
-  const form = event.target instanceof Element && event.target.matches(DRAFT_FIELDS) && event.target.form;
+function keepDraft(event) {
+  const target = event.target;
+  const form = target instanceof Element && target.matches(DRAFT_FIELDS) && target.closest(".generation-form");
   if (!form || !drafts || !form.id) return;
   const values = {};
-  for (const field of form.querySelectorAll("textarea, input[type=text]")) {
-    if (field.name && field.value) values[field.name] = field.value;
+  for (const field of form.querySelectorAll(DRAFT_FIELDS)) {
+    if (!field.name || field.disabled) continue;
+    if (field.type === "checkbox") values[field.name] = field.checked;
+    else if (field.value) values[field.name] = field.value;
   }
   try { drafts.setItem(draftKey(form), JSON.stringify(values)); } catch { /* storage full: no draft */ }
-});
+}
+document.addEventListener("input", keepDraft);
+document.addEventListener("change", keepDraft);
 function forgetDraft(form) {
   if (drafts && form.id) drafts.removeItem(draftKey(form));
 }
@@ -73,17 +80,65 @@ document.addEventListener("submit", (event) => {
   // Sent without htmx: the answer is a new page, which shows the form again if refused.
   if (event.target.matches(".generation-form") && !event.defaultPrevented) forgetDraft(event.target);
 });
+const asThePageGaveIt = (field) => {
+  if (field instanceof HTMLSelectElement) return [...field.options].every((option) => option.selected === option.defaultSelected);
+  if (field.type === "checkbox") return field.checked === field.defaultChecked;
+  return !field.value && !field.defaultValue;
+};
 document.addEventListener("DOMContentLoaded", () => {
   if (!drafts) return;
   for (const form of document.querySelectorAll(".generation-form[id]")) {
     let values;
     try { values = JSON.parse(drafts.getItem(draftKey(form)) || "{}"); } catch { values = {}; }
-    for (const [name, value] of Object.entries(values)) {
-      const field = form.querySelector(`textarea[name="${CSS.escape(name)}"], input[type=text][name="${CSS.escape(name)}"]`);
-      // Left as the page gave it (empty): the next listener raises its events.
-      if (field && !field.value && !field.defaultValue && typeof value === "string") field.value = value;
+    for (const field of form.querySelectorAll(DRAFT_FIELDS)) {
+      const value = values[field.name];
+      // Left as the page gave it: the next listener raises its events (a model's options follow).
+      if (value === undefined || !field.name || !asThePageGaveIt(field)) continue;
+      if (field.type === "checkbox") {
+        if (typeof value === "boolean") field.checked = value;
+      } else if (field instanceof HTMLSelectElement) {
+        if ([...field.options].some((option) => option.value === value)) field.value = value;
+      } else if (typeof value === "string") {
+        field.value = value;
+      }
     }
   }
+});
+
+// A page sent back with messages next to its fields (sign-up, the account, the key) starts
+// at the first field to fix, not at the field the page would otherwise focus.
+document.addEventListener("DOMContentLoaded", () => {
+  const invalid = document.querySelector("main form [aria-invalid=true]");
+  if (invalid) invalid.focus();
+});
+
+// Requests the page makes by itself -- polls, and those that follow the member's typing and
+// choosing (the estimate, a model's options, the filters) -- say so. Without a session they
+// are not sent to sign in (the page would go away under the member's hands): the page says
+// the session ended, with a link to sign in, and stops making them. A click or a submit is
+// sent to sign in as before (what was being written is kept, above).
+const BACKGROUND_TRIGGERS = ["input", "change", "keyup", "load", "revealed", "intersect"];
+let sessionEnded = false;
+document.addEventListener("htmx:configRequest", (event) => {
+  const trigger = event.detail.triggeringEvent;
+  if (trigger && !BACKGROUND_TRIGGERS.includes(trigger.type)) return;
+  if (sessionEnded) event.preventDefault();
+  else event.detail.headers["X-Portal-Background"] = "1";
+});
+document.addEventListener("portal:session-ended", () => {
+  const body = document.body;
+  const main = document.getElementById("main");
+  if (sessionEnded || !main || !body.dataset.signInUrl) return;
+  sessionEnded = true;
+  const note = document.createElement("p");
+  note.className = "message warning session-ended";
+  note.setAttribute("role", "alert");
+  const link = document.createElement("a");
+  const next = window.location.pathname + window.location.search;
+  link.href = `${body.dataset.signInUrl}?next=${encodeURIComponent(next)}&expired=1`;
+  link.textContent = body.dataset.signInLabel;
+  note.append(`${body.dataset.sessionEnded} `, link);
+  main.prepend(note);
 });
 
 // What was typed, chosen or picked in a form before the page's scripts started (a quick
@@ -392,6 +447,22 @@ document.addEventListener("change", (event) => {
   if (event.target.matches("form.filters input[type=search]")) event.stopPropagation();
 }, true);
 
+// Newer and Older bring their page of the history in place of the list: the view and the
+// focus go to its top (they would stay at the bottom, by the link, of a long page).
+let pageAsked = false;
+document.addEventListener("htmx:beforeRequest", (event) => {
+  if (event.detail.elt.closest && event.detail.elt.closest(".pagination")) pageAsked = true;
+});
+document.addEventListener("htmx:afterSettle", (event) => {
+  const results = event.target;
+  if (!pageAsked || !(results instanceof Element) || results.id !== "results") return;
+  pageAsked = false;
+  const top = results.querySelector("p") || results;
+  top.tabIndex = -1;
+  top.focus({ preventScroll: true });
+  results.scrollIntoView({ block: "start" });
+});
+
 // Shared filter links stay short: empty fields are left out of the URL.
 document.addEventListener("htmx:configRequest", (event) => {
   if (!event.detail.elt.closest("[data-drop-empty]")) return;
@@ -569,8 +640,20 @@ document.addEventListener("htmx:afterSettle", (event) => {
   const form = swapped instanceof Element && swapped.closest(".generation-form");
   if (!form || !event.detail.xhr || event.detail.xhr.status < 400) return;
   announce(form.dataset.refused);
+  if (document.activeElement && document.activeElement !== document.body) return;
   const invalid = form.querySelector("[aria-invalid=true]");
-  if (invalid && (!document.activeElement || document.activeElement === document.body)) invalid.focus();
+  if (invalid) {
+    invalid.focus();
+    return;
+  }
+  // Refused as a whole (the balance, a limit, files too large together): the message at the
+  // top of the form may be far above the button that was pressed; it is brought into view.
+  const message = form.querySelector(".error-box");
+  if (message) {
+    message.tabIndex = -1;
+    message.focus({ preventScroll: true });
+    message.scrollIntoView({ block: "center" });
+  }
 });
 
 // A refused form comes back in its own place with new, empty file inputs (a page cannot
