@@ -9,6 +9,7 @@ from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxLengthValidator
 from django.forms.renderers import TemplatesSetting
 from django.urls import reverse
 from django.utils.functional import lazy
@@ -322,10 +323,19 @@ class GenerationForm(PaidForm):
         # The browser stops at the chosen model's prompt limit (portal.js follows a change of
         # model); clean() says so for a longer one sent without the browser's check.
         if "prompt" in self.fields:
-            self.fields["prompt"].widget.attrs.update({
+            prompt = self.fields["prompt"]
+            # The model's own limit, in the field's message too (not the longest of any model).
+            prompt.max_length = self.spec.prompt_max
+            prompt.validators = [v for v in prompt.validators if not isinstance(v, MaxLengthValidator)]
+            prompt.validators.append(MaxLengthValidator(self.spec.prompt_max))
+            prompt.widget.attrs.update({
                 "maxlength": self.spec.prompt_max,
                 "data-prompt-max": json.dumps({name: catalog.model_named(name).prompt_max
-                                               for name in self.kind_models})})
+                                               for name in self.kind_models}),
+                # portal.js: how much room is left near the limit, and a paste cut at it.
+                "data-count-format": gettext("%(n)s of %(max)s characters"),
+                "data-cut-note": gettext("What you pasted was cut at this model's limit."),
+            })
         # A change of model brings that model's options (views.estimate); "consume" keeps
         # the change from also asking for the cost alone (the answer brings it).
         self.fields["model"].widget.attrs.update({

@@ -27,6 +27,24 @@ def test_the_form_follows_the_chosen_model_and_the_video_keeps_its_settings(port
     expect(page.locator("#id_generate_audio")).to_have_count(0)
     expect(page.locator("#id_prompt")).to_have_attribute("maxlength", "2048")
 
+    # Near the model's limit the box says how much is used; a paste the browser cut at the
+    # limit is said to have been cut (the paste is raised, then cut as the browser does).
+    page.fill("#id_prompt", "a" * 1700)
+    expect(page.locator("#id_prompt-count")).to_have_text("1700 of 2048 characters")
+    page.fill("#id_prompt", "")
+    page.evaluate("""() => {
+      const box = document.getElementById("id_prompt");
+      const data = new DataTransfer();
+      data.setData("text/plain", "b".repeat(3000));
+      box.dispatchEvent(new ClipboardEvent("paste", { clipboardData: data, bubbles: true }));
+      box.value = "b".repeat(box.maxLength);
+      box.dispatchEvent(new Event("input", { bubbles: true }));
+    }""")
+    expect(page.locator("#id_prompt-count")).to_contain_text("2048 of 2048 characters")
+    expect(page.locator("#id_prompt-count")).to_contain_text("cut at this model's limit")
+    page.fill("#id_prompt", "A lighthouse in a storm, wide")
+    expect(page.locator("#id_prompt-count")).to_be_hidden()
+
     # With the keyboard: focus on the model, choose v6.
     page.locator("#id_model").focus()
     page.select_option("#id_model", "v6")

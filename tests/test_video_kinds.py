@@ -389,6 +389,19 @@ def test_the_prompt_box_stops_at_the_chosen_models_limit(as_alice):  # noqa: F81
     assert "&quot;v6&quot;: 5000" in box  # what portal.js switches to with the model
 
 
+def test_a_prompt_over_the_models_limit_is_refused_with_that_models_figure(as_alice):  # noqa: F811
+    from tests.test_views import TEXT
+
+    refused = as_alice.post(reverse("create-text"), {**TEXT, "model": "v5", "prompt": "a" * 2100},
+                            headers={"HX-Request": "true"})
+    page = refused.content.decode()
+    assert refused.status_code == 400 and "2048" in page and "5000" not in page.split("data-prompt-max")[0]
+    assert not Generation.objects.exists()
+    taken = as_alice.post(reverse("create-text"), {**TEXT, "model": "v6", "quality": "540p", "duration": "5",
+                                                   "prompt": "a" * 2100}, headers={"HX-Request": "true"})
+    assert taken.status_code == 200, re.findall(r'class="errorlist[^>]*>(.*?)</ul>', taken.content.decode())
+
+
 # --- Every kind on the dashboard, the card and the detail page --------------------------------
 
 

@@ -172,7 +172,36 @@ document.addEventListener("change", (event) => {
   let limits = {};
   try { limits = JSON.parse(prompt.dataset.promptMax); } catch { return; }
   if (limits[select.value]) prompt.maxLength = limits[select.value];
+  showPromptCount(prompt);
 }, true); // capture: htmx's own listener on the model field stops the event (hx-trigger "consume")
+
+// Near its model's limit the prompt box says how much is used, and a paste the browser cut
+// at the limit (it does so silently) is said to have been cut.
+function showPromptCount(box) {
+  if (!box.id || box.maxLength <= 0 || !box.dataset.countFormat) return;
+  let count = document.getElementById(`${box.id}-count`);
+  if (!count) {
+    count = document.createElement("p");
+    count.id = `${box.id}-count`;
+    count.className = "muted small prompt-count";
+    count.setAttribute("aria-live", "polite");
+    box.after(count);
+  }
+  const cut = box.dataset.cut === "1" && box.value.length >= box.maxLength;
+  count.hidden = !cut && box.value.length < box.maxLength * 0.8;
+  count.textContent = fill(box.dataset.countFormat, { n: box.value.length, max: box.maxLength })
+    + (cut ? ` ${box.dataset.cutNote}` : "");
+}
+document.addEventListener("paste", (event) => {
+  const box = event.target;
+  if (!(box instanceof HTMLTextAreaElement) || !box.dataset.countFormat || box.maxLength <= 0) return;
+  const pasted = (event.clipboardData && event.clipboardData.getData("text")) || "";
+  const room = box.maxLength - box.value.length + (box.selectionEnd - box.selectionStart);
+  box.dataset.cut = pasted.length > room ? "1" : "";
+});
+document.addEventListener("input", (event) => {
+  if (event.target instanceof HTMLTextAreaElement && event.target.dataset.countFormat) showPromptCount(event.target);
+});
 
 // An image over the form's limit (data-max-bytes) is refused next to its field before
 // anything is sent: the server does not read a request that large, so it could not give
