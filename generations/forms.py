@@ -327,7 +327,8 @@ class GenerationForm(PaidForm):
             # The model's own limit, in the field's message too (not the longest of any model).
             prompt.max_length = self.spec.prompt_max
             prompt.validators = [v for v in prompt.validators if not isinstance(v, MaxLengthValidator)]
-            prompt.validators.append(MaxLengthValidator(self.spec.prompt_max))
+            prompt.validators.append(MaxLengthValidator(self.spec.prompt_max, message=gettext(
+                "The prompt is longer than %(n)s characters.") % {"n": self.spec.prompt_max}))
             prompt.widget.attrs.update({
                 "maxlength": self.spec.prompt_max,
                 "data-prompt-max": json.dumps({name: catalog.model_named(name).prompt_max
