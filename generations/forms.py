@@ -206,7 +206,7 @@ class PaidForm(forms.Form):
             return data  # a subclass said why next to its field
         if self.known_balance is not None and cost > self.known_balance:
             raise forms.ValidationError(
-                _("This video costs %(cost)s credits; your PixVerse balance is %(balance)s."),
+                _("This video costs %(cost)s credits; the PixVerse balance of this key is %(balance)s."),
                 params={"cost": cost, "balance": self.known_balance}, code="balance",
             )
         try:

@@ -89,7 +89,9 @@ def _balance(request: HttpRequest, *, refresh: bool = False) -> dict:
     """
     credential = _credential(request)
     if credential is None:
-        return {"balance": None, "balance_error": _("Add your PixVerse API key to see your credits.")}
+        team_keys = [choice for choice in _keys(request) if choice.is_team]
+        return {"balance": None, "team_keys": team_keys,
+                "balance_error": _("Add your PixVerse API key to see your credits.")}
     age = credential.balance_age()
     pending = credential.balance_due_at is not None
     if refresh or age is None or age.total_seconds() > BALANCE_TTL or credential.balance_outdated:

@@ -71,6 +71,18 @@ def test_a_member_given_a_team_key_chooses_it_and_the_job_records_it(as_alice, a
     assert "955 of 1000 credits left this month on Studio key." in estimate
 
 
+def test_a_member_without_a_key_of_their_own_sees_what_the_team_keys_leave(client, studio, monkeypatch):
+    monkeypatch.setattr("generations.queue.kick_scheduler", lambda **kw: None)
+    bob = User.objects.create_user("bob", "bob@example.com", "pw-bob")
+    client.force_login(bob)
+    assert "Add your PixVerse API key to see your credits." in client.get("/").content.decode()
+    KeyGrant.objects.create(member=bob, key=studio, monthly_limit=1000)
+    page = client.get("/").content.decode()
+    assert "Add your PixVerse API key" not in page
+    assert "Studio key ••••TEAM: <strong>1000</strong> of 1000 credits left this month" in page
+    assert TEAM_KEY not in page
+
+
 def test_without_a_grant_a_team_key_cannot_be_chosen(as_alice, studio):
     response = as_alice.post(reverse("create-text"), {**TEXT, "key": f"team:{studio.pk}"})
     assert response.status_code == 400

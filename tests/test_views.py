@@ -223,7 +223,8 @@ def test_a_job_over_the_known_balance_is_refused_before_any_call(as_alice, alice
     known_balance(alice, monthly=100, package=0)
     response = as_alice.post(reverse("create-text"), TEXT | {"quality": "1080p"})
     assert response.status_code == 400
-    assert "This video costs 120 credits; your PixVerse balance is 100." in response.content.decode()
+    page = response.content.decode()
+    assert "This video costs 120 credits; the PixVerse balance of this key is 100." in page
     assert Generation.objects.count() == 0
     assert started == []
     assert as_alice.post(reverse("create-text"), TEXT | {"quality": "720p"}).status_code == 302
