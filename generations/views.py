@@ -245,11 +245,11 @@ def _job_gone(request: HttpRequest, code) -> HttpResponse:
 def _own_card_action_target(request: HttpRequest, code) -> Generation | HttpResponse:
     """The member's job for a button on its card, or, when it is gone (deleted or made
     private in another tab), the gone card in that card's place (htmx) or a 404."""
-    generation = Generation.objects.filter(code=code, owner=request.user).first()
-    if generation is not None:
-        return generation
-    if not request.htmx:
-        raise Http404
+    try:
+        return _get_own_generation(request, code)
+    except Http404:
+        if not request.htmx:
+            raise
     return reswap(retarget(_job_gone(request, code), f"#job-{code}"), "outerHTML")
 
 
